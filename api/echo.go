@@ -1,0 +1,37 @@
+// Package api holds the HTTP plumbing shared by every route (echo setup, the
+// central error handler, request IDs, access logs, pagination, hrefs) and the
+// core's REST routes under /pulp/api/v3/.
+package api
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// NewEcho returns an echo instance with Berth's error handler, request IDs,
+// panic recovery and structured access logs.
+func NewEcho(log *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = ErrorHandler(log)
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRequestID: true, LogResponseSize: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.Info("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+				"bytes", v.ResponseSize, "latency_ms", float64(v.Latency)/float64(time.Millisecond), "request_id", v.RequestID)
+			return nil
+		},
+	}))
+	return e
+}

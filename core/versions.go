@@ -1,0 +1,355 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+func emptySummary() ContentSummary {
+	return ContentSummary{Added: map[string]int{}, Removed: map[string]int{}, Present: map[string]int{}}
+}
+
+// InVersionSQL is the condition "rc is in version ?" for a join on
+// repository_contents aliased rc; bind the repository ID and the number twice.
+const InVersionSQL = "rc.repository_id = ? AND rc.version_added <= ? AND (rc.version_removed IS NULL OR rc.version_removed > ?)"
+
+// VersionBuilder stages the changes of one new repository version inside the
+// transaction that NewVersion opened. The repository row is locked for the
+// whole transaction, so versions of one repository are made one at a time and
+// each sees the one before it complete.
+type VersionBuilder struct {
+	tx     *Store
+	repo   *Repository
+	number int
+}
+
+// Store is the transaction the version is made in (for plugin tables too).
+func (b *VersionBuilder) Store() *Store { return b.tx }
+
+// Repository is the (locked) repository.
+func (b *VersionBuilder) Repository() *Repository { return b.repo }
+
+// Base is the number of the version the change starts from (the latest).
+func (b *VersionBuilder) Base() int { return b.number - 1 }
+
+// Number is the number the new version will have.
+func (b *VersionBuilder) Number() int { return b.number }
+
+// Add puts content into the new version; content already present is left alone.
+func (b *VersionBuilder) Add(ctx context.Context, contentIDs ...string) error {
+	g := b.tx.DB(ctx)
+	for _, id := range contentIDs {
+		// Removed earlier in this same change? Then adding undoes the removal.
+		res := g.Exec("UPDATE repository_contents SET version_removed = NULL WHERE repository_id = ? AND content_id = ? AND version_removed = ?", b.repo.ID, id, b.number)
+		if res.Error != nil {
+			return Translate(res.Error)
+		}
+		if res.RowsAffected > 0 {
+			continue
+		}
+		res = g.Exec(`INSERT INTO repository_contents (repository_id, content_id, version_added)
+			SELECT ?, ?, ? WHERE NOT EXISTS (
+			  SELECT 1 FROM repository_contents WHERE repository_id = ? AND content_id = ? AND version_removed IS NULL)`,
+			b.repo.ID, id, b.number, b.repo.ID, id)
+		if res.Error != nil {
+			return Translate(res.Error)
+		}
+	}
+	return nil
+}
+
+// changed reports whether the staged change differs from the base version.
+func (b *VersionBuilder) changed(ctx context.Context) (bool, error) {
+	var n int64
+	err := b.tx.DB(ctx).Raw("SELECT COUNT(*) FROM repository_contents WHERE repository_id = ? AND (version_added = ? OR version_removed = ?)", b.repo.ID, b.number, b.number).Scan(&n).Error
+	return n > 0, Translate(err)
+}
+
+// Remove takes content out of the new version; absent content is ignored.
+func (b *VersionBuilder) Remove(ctx context.Context, contentIDs ...string) error {
+	g := b.tx.DB(ctx)
+	for _, id := range contentIDs {
+		// Added in this same change? Then removing simply drops the row.
+		res := g.Exec("DELETE FROM repository_contents WHERE repository_id = ? AND content_id = ? AND version_added = ?", b.repo.ID, id, b.number)
+		if res.Error != nil {
+			return Translate(res.Error)
+		}
+		if res.RowsAffected > 0 {
+			continue
+		}
+		if err := g.Exec("UPDATE repository_contents SET version_removed = ? WHERE repository_id = ? AND content_id = ? AND version_removed IS NULL", b.number, b.repo.ID, id).Error; err != nil {
+			return Translate(err)
+		}
+	}
+	return nil
+}
+
+// Present lists the IDs of content of type typ (all types if empty) in the
+// version being built, with this change's additions and removals applied.
+func (b *VersionBuilder) Present(ctx context.Context, typ string) ([]string, error) {
+	return b.tx.contentIDs(ctx, b.repo.ID, b.number, typ)
+}
+
+var errNoChange = fmt.Errorf("no change")
+
+// NewVersion makes a new version of a repository from the changes fn stages,
+// in one transaction. When fn changes nothing, no version is made and the
+// latest one is returned with created=false. Retention runs afterwards.
+func (s *Store) NewVersion(ctx context.Context, repoID, createdBy string, fn func(b *VersionBuilder) error) (v *RepositoryVersion, created bool, err error) {
+	err = s.Tx(ctx, func(tx *Store) error {
+		repo, err := tx.lockRepository(ctx, repoID)
+		if err != nil {
+			return err
+		}
+		b := &VersionBuilder{tx: tx, repo: repo, number: repo.LatestVersion + 1}
+		if err := fn(b); err != nil {
+			return err
+		}
+		changed, err := b.changed(ctx)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			// Nothing new: leave no trace (rows touched and undone are rolled back).
+			v, err = tx.Version(ctx, repoID, repo.LatestVersion)
+			if err != nil {
+				return err
+			}
+			return errNoChange
+		}
+		prev, err := tx.Version(ctx, repoID, repo.LatestVersion)
+		if err != nil {
+			return err
+		}
+		sum, err := tx.changeSummary(ctx, repoID, b.number)
+		if err != nil {
+			return err
+		}
+		sum.Present = map[string]int{}
+		for t, n := range prev.ContentSummary.Present {
+			sum.Present[t] = n
+		}
+		for t, n := range sum.Added {
+			sum.Present[t] += n
+		}
+		for t, n := range sum.Removed {
+			if sum.Present[t] -= n; sum.Present[t] <= 0 {
+				delete(sum.Present, t)
+			}
+		}
+		now := time.Now().UTC()
+		v = &RepositoryVersion{ID: NewID(), RepositoryID: repoID, Number: b.number, ContentSummary: sum, CreatedBy: createdBy, CreatedAt: now}
+		if err := tx.DB(ctx).Create(v).Error; err != nil {
+			return Translate(err)
+		}
+		repo.LatestVersion = b.number
+		repo.UpdatedAt = now
+		if err := tx.DB(ctx).Model(&Repository{}).Where("id = ?", repoID).
+			Updates(map[string]any{"latest_version": b.number, "updated_at": now}).Error; err != nil {
+			return Translate(err)
+		}
+		created = true
+		return tx.applyRetention(ctx, repo)
+	})
+	if err == errNoChange {
+		return v, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v, created, nil
+}
+
+// changeSummary counts what version number added and removed, by type.
+func (s *Store) changeSummary(ctx context.Context, repoID string, number int) (ContentSummary, error) {
+	sum := emptySummary()
+	type row struct {
+		Type string
+		N    int
+	}
+	for _, part := range []struct {
+		col string
+		dst map[string]int
+	}{{"version_added", sum.Added}, {"version_removed", sum.Removed}} {
+		var rows []row
+		err := s.DB(ctx).Raw("SELECT c.type AS type, COUNT(*) AS n FROM repository_contents rc JOIN contents c ON c.id = rc.content_id WHERE rc.repository_id = ? AND rc."+part.col+" = ? GROUP BY c.type", repoID, number).Scan(&rows).Error
+		if err != nil {
+			return sum, Translate(err)
+		}
+		for _, r := range rows {
+			part.dst[r.Type] = r.N
+		}
+	}
+	return sum, nil
+}
+
+// fullSummary recomputes a version's summary from the membership rows.
+func (s *Store) fullSummary(ctx context.Context, repoID string, number int) (ContentSummary, error) {
+	sum, err := s.changeSummary(ctx, repoID, number)
+	if err != nil {
+		return sum, err
+	}
+	var rows []struct {
+		Type string
+		N    int
+	}
+	err = s.DB(ctx).Raw("SELECT c.type AS type, COUNT(*) AS n FROM repository_contents rc JOIN contents c ON c.id = rc.content_id WHERE "+InVersionSQL+" GROUP BY c.type", repoID, number, number).Scan(&rows).Error
+	for _, r := range rows {
+		sum.Present[r.Type] = r.N
+	}
+	return sum, Translate(err)
+}
+
+// contentIDs lists content IDs in a version, optionally of one type.
+func (s *Store) contentIDs(ctx context.Context, repoID string, number int, typ string) ([]string, error) {
+	q := s.DB(ctx).Table("repository_contents rc").Select("rc.content_id").Where(InVersionSQL, repoID, number, number)
+	if typ != "" {
+		q = q.Joins("JOIN contents c ON c.id = rc.content_id").Where("c.type = ?", typ)
+	}
+	var ids []string
+	err := q.Order("rc.content_id").Pluck("rc.content_id", &ids).Error
+	return ids, Translate(err)
+}
+
+// VersionContentIDs lists the IDs of content of type typ ("" for all) in a version.
+func (s *Store) VersionContentIDs(ctx context.Context, repoID string, number int, typ string) ([]string, error) {
+	if _, err := s.Version(ctx, repoID, number); err != nil {
+		return nil, err
+	}
+	return s.contentIDs(ctx, repoID, number, typ)
+}
+
+// Version finds one version of a repository.
+func (s *Store) Version(ctx context.Context, repoID string, number int) (*RepositoryVersion, error) {
+	var v RepositoryVersion
+	if err := first(s.DB(ctx), &v, "repository version", fmt.Sprint(number), "repository_id = ? AND number = ?", repoID, number); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// VersionByID finds a version by ID.
+func (s *Store) VersionByID(ctx context.Context, id string) (*RepositoryVersion, error) {
+	var v RepositoryVersion
+	if err := first(s.DB(ctx), &v, "repository version", id, "id = ?", id); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// VersionColumns are the list filters and orderings of versions.
+var VersionColumns = Columns{"number": "number", "pulp_created": "created_at", "number__gte": "number"}
+
+// ListVersions lists a repository's versions, newest first by default.
+func (s *Store) ListVersions(ctx context.Context, repoID string, q ListQuery) ([]RepositoryVersion, int64, error) {
+	if _, err := s.Repository(ctx, repoID); err != nil {
+		return nil, 0, err
+	}
+	return list[RepositoryVersion](ctx, s.db, q, VersionColumns, "number DESC", func(g *gorm.DB) *gorm.DB {
+		return g.Where("repository_id = ?", repoID)
+	})
+}
+
+// DeleteVersion removes a version; its changes fold into the next version,
+// so every remaining version keeps exactly the content it had. The latest
+// version and versions a distribution serves cannot be deleted.
+func (s *Store) DeleteVersion(ctx context.Context, repoID string, number int) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		repo, err := tx.lockRepository(ctx, repoID)
+		if err != nil {
+			return err
+		}
+		return tx.deleteVersion(ctx, repo, number)
+	})
+}
+
+func (s *Store) deleteVersion(ctx context.Context, repo *Repository, number int) error {
+	v, err := s.Version(ctx, repo.ID, number)
+	if err != nil {
+		return err
+	}
+	if number == repo.LatestVersion {
+		return Conflict("version %d is the latest version of repository %q and cannot be deleted", number, repo.Name)
+	}
+	var pinned int64
+	if err := s.DB(ctx).Model(&Distribution{}).Where("repository_version_id = ?", v.ID).Count(&pinned).Error; err != nil {
+		return Translate(err)
+	}
+	if pinned > 0 {
+		return Conflict("version %d of repository %q is served by a distribution", number, repo.Name)
+	}
+	var next int
+	if err := s.DB(ctx).Model(&RepositoryVersion{}).Select("MIN(number)").Where("repository_id = ? AND number > ?", repo.ID, number).Scan(&next).Error; err != nil {
+		return Translate(err)
+	}
+	g := s.DB(ctx)
+	n, m, rid := number, next, repo.ID
+	// Every membership boundary at n moves to m; an interval that becomes
+	// empty ([m, m)) disappears and two intervals that now touch are joined.
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{"UPDATE repository_contents SET version_removed = ? WHERE repository_id = ? AND version_removed = ?", []any{m, rid, n}},
+		{"DELETE FROM repository_contents WHERE repository_id = ? AND version_added = ? AND version_removed = ?", []any{rid, n, m}},
+		{"UPDATE repository_contents SET version_added = ? WHERE repository_id = ? AND version_added = ?", []any{m, rid, n}},
+	}
+	for _, st := range steps {
+		if err := g.Exec(st.sql, st.args...).Error; err != nil {
+			return Translate(err)
+		}
+	}
+	var joins []struct {
+		ContentID      string
+		VersionRemoved *int
+	}
+	if err := g.Raw(`SELECT b.content_id AS content_id, b.version_removed AS version_removed FROM repository_contents b
+		WHERE b.repository_id = ? AND b.version_added = ? AND EXISTS (
+		  SELECT 1 FROM repository_contents a WHERE a.repository_id = b.repository_id AND a.content_id = b.content_id AND a.version_removed = ?)`,
+		rid, m, m).Scan(&joins).Error; err != nil {
+		return Translate(err)
+	}
+	for _, j := range joins {
+		if err := g.Exec("DELETE FROM repository_contents WHERE repository_id = ? AND content_id = ? AND version_added = ?", rid, j.ContentID, m).Error; err != nil {
+			return Translate(err)
+		}
+		if err := g.Exec("UPDATE repository_contents SET version_removed = ? WHERE repository_id = ? AND content_id = ? AND version_removed = ?", j.VersionRemoved, rid, j.ContentID, m).Error; err != nil {
+			return Translate(err)
+		}
+	}
+	if err := g.Delete(&RepositoryVersion{}, "id = ?", v.ID).Error; err != nil {
+		return Translate(err)
+	}
+	sum, err := s.fullSummary(ctx, rid, m)
+	if err != nil {
+		return err
+	}
+	return Translate(g.Model(&RepositoryVersion{}).Where("repository_id = ? AND number = ?", rid, m).Update("content_summary", sum).Error)
+}
+
+// applyRetention deletes the oldest versions beyond the repository's
+// retain_repo_versions, skipping versions a distribution serves.
+func (s *Store) applyRetention(ctx context.Context, repo *Repository) error {
+	if repo.RetainRepoVersions == nil {
+		return nil
+	}
+	var numbers []int
+	if err := s.DB(ctx).Model(&RepositoryVersion{}).Where("repository_id = ?", repo.ID).Order("number DESC").Pluck("number", &numbers).Error; err != nil {
+		return Translate(err)
+	}
+	if len(numbers) <= *repo.RetainRepoVersions {
+		return nil
+	}
+	old := numbers[*repo.RetainRepoVersions:]
+	sort.Ints(old)
+	for _, n := range old {
+		if err := s.deleteVersion(ctx, repo, n); err != nil && !isConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
