@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/berth-dev/berth/core"
+)
+
+// MountTokens registers the personal token routes on g, which must be
+// mounted at APIRoot (/api/v1). Each user sees and revokes only their own
+// tokens (superusers: any token by ID).
+//
+//	tokens/        GET list, POST {"name", "kind": "api"|"registry", "expires_in": seconds}
+//	tokens/{id}/   GET, DELETE (revoke)
+//
+// The POST answer is the only one that carries the token's value ("token");
+// for a registry login token it also names the registry host and username
+// to give podman login.
+func (s *Service) MountTokens(g *echo.Group) {
+	mw := []echo.MiddlewareFunc{s.Authenticate, RequireAuthenticated}
+	g.GET("/tokens/", s.handleListTokens, mw...)
+	g.POST("/tokens/", s.handleCreateToken, mw...)
+	g.GET("/tokens/:id/", s.handleGetToken, mw...)
+	g.DELETE("/tokens/:id/", s.handleRevokeToken, mw...)
+}
+
+// tokenView is a token without its value.
+type tokenView struct {
+	Href       string     `json:"href"`
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Kind       TokenKind  `json:"kind"`
+	Prefix     string     `json:"prefix"`
+	Created    time.Time  `json:"created"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+func newTokenView(t *Token) tokenView {
+	return tokenView{Href: APIRoot + "tokens/" + t.ID + "/", ID: t.ID, Name: t.Name, Kind: t.Kind, Prefix: t.Prefix,
+		Created: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+}
+
+// newTokenBody is the creation answer: the view plus the value, once.
+type newTokenBody struct {
+	tokenView
+	Token    string `json:"token"`
+	Registry string `json:"registry,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+var tokenFilters = map[string]fieldKind{"name": textField, "kind": textField}
+
+func (s *Service) handleListTokens(c echo.Context) error {
+	ctx := c.Request().Context()
+	q, err := listQuery(c, tokenFilters)
+	if err != nil {
+		return err
+	}
+	tokens, total, err := s.ListTokens(ctx, PrincipalFrom(ctx).UserID, q)
+	if err != nil {
+		return err
+	}
+	views := make([]tokenView, len(tokens))
+	for i := range tokens {
+		views[i] = newTokenView(&tokens[i])
+	}
+	return c.JSON(http.StatusOK, newPage(c, q, total, views))
+}
+
+func (s *Service) handleCreateToken(c echo.Context) error {
+	ctx := c.Request().Context()
+	var b struct {
+		Name      string    `json:"name"`
+		Kind      TokenKind `json:"kind"`
+		ExpiresIn int64     `json:"expires_in"`
+	}
+	if err := decodeJSON(c, &b); err != nil {
+		return err
+	}
+	if b.ExpiresIn < 0 || b.ExpiresIn > 10*365*24*3600 {
+		return core.Invalid("expires_in", "must be between 0 (default) and ten years, in seconds")
+	}
+	p := PrincipalFrom(ctx)
+	t, err := s.CreateToken(ctx, p.UserID, TokenInput{Name: b.Name, Kind: b.Kind, Lifetime: time.Duration(b.ExpiresIn) * time.Second})
+	if err != nil {
+		return err
+	}
+	body := newTokenBody{tokenView: newTokenView(&t.Token), Token: t.Value}
+	if t.Kind == TokenRegistry {
+		if u, err := url.Parse(s.opt.publicURL); err == nil {
+			body.Registry = u.Host
+		}
+		body.Username = p.Username
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, body)
+}
+
+// ownToken loads a token the principal may see; others' tokens are "not found".
+func (s *Service) ownToken(c echo.Context) (*Token, error) {
+	ctx := c.Request().Context()
+	p := PrincipalFrom(ctx)
+	id := c.Param("id")
+	t, err := s.TokenByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.UserID != p.UserID {
+		ok, err := s.authz.Can(ctx, p, ActionManageUsers, Namespace{})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, core.NotFound("token", id)
+		}
+	}
+	return t, nil
+}
+
+func (s *Service) handleGetToken(c echo.Context) error {
+	t, err := s.ownToken(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newTokenView(t))
+}
+
+func (s *Service) handleRevokeToken(c echo.Context) error {
+	t, err := s.ownToken(c)
+	if err != nil {
+		return err
+	}
+	if err := s.RevokeToken(c.Request().Context(), t.ID); err != nil && !errors.Is(err, core.ErrNotFound) {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
