@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"time"
 
 	"gorm.io/gorm/clause"
 )
@@ -10,7 +9,7 @@ import (
 // GetOrCreateArtifact records a stored file by digest; an existing row is
 // returned as it is. created tells whether this call inserted it.
 func (s *Store) GetOrCreateArtifact(ctx context.Context, digest string, size int64) (*Artifact, bool, error) {
-	a := &Artifact{ID: NewID(), Digest: digest, Size: size, CreatedAt: time.Now().UTC()}
+	a := &Artifact{ID: NewID(), Digest: digest, Size: size, CreatedAt: now()}
 	res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "digest"}}, DoNothing: true}).Create(a)
 	if res.Error != nil {
 		return nil, false, Translate(res.Error)
@@ -34,7 +33,7 @@ func (s *Store) ArtifactByDigest(ctx context.Context, digest string) (*Artifact,
 // GetOrCreateContent returns the content of type typ with naturalKey,
 // inserting it when new. Concurrent callers get the same row.
 func (s *Store) GetOrCreateContent(ctx context.Context, typ, naturalKey string) (*Content, bool, error) {
-	c := &Content{ID: NewID(), Type: typ, NaturalKey: naturalKey, CreatedAt: time.Now().UTC()}
+	c := &Content{ID: NewID(), Type: typ, NaturalKey: naturalKey, CreatedAt: now()}
 	res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "type"}, {Name: "natural_key"}}, DoNothing: true}).Create(c)
 	if res.Error != nil {
 		return nil, false, Translate(res.Error)

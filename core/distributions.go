@@ -5,13 +5,14 @@ import (
 	"errors"
 	"regexp"
 	"strings"
-	"time"
 )
 
 // DistributionColumns are the list filters and orderings of distributions.
 var DistributionColumns = Columns{"name": "name", "base_path": "base_path", "pulp_type": "type", "pulp_created": "created_at", "private": "private", "pulp_id": "id", "repository": "repository_id"}
 
-var basePathRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+// basePathRE is the OCI distribution spec's repository name grammar, so that
+// every valid image name can be a base path.
+var basePathRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
 
 // ValidateDistribution checks a distribution's fields.
 func ValidateDistribution(d *Distribution) error {
@@ -40,7 +41,7 @@ func (s *Store) CreateDistribution(ctx context.Context, d *Distribution) error {
 	if err := s.checkDistributionTargets(ctx, d); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := now()
 	if d.ID == "" {
 		d.ID = NewID()
 	}
@@ -63,7 +64,7 @@ func (s *Store) UpdateDistribution(ctx context.Context, d *Distribution) error {
 	if err := s.checkDistributionTargets(ctx, d); err != nil {
 		return err
 	}
-	d.UpdatedAt = time.Now().UTC()
+	d.UpdatedAt = now()
 	if err := Translate(s.DB(ctx).Save(d).Error); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return Conflict("a distribution named %q or with base_path %q already exists", d.Name, d.BasePath)

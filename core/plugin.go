@@ -35,13 +35,15 @@ type Types struct {
 type Registry struct {
 	mu      sync.RWMutex
 	plugins []Plugin
-	owner   map[string]string // type → plugin name
-	kinds   map[string]string // type → "content" | "repository" | …
+	// owner maps kind → type → plugin name. Types are unique per kind: a
+	// repository type and a distribution type may share a name (Pulp's
+	// "container.container" is both).
+	owner map[string]map[string]string
 }
 
 // NewRegistry makes an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{owner: map[string]string{}, kinds: map[string]string{}}
+	return &Registry{owner: map[string]map[string]string{}}
 }
 
 // Register adds a plugin; a duplicate name or type is an error.
@@ -56,11 +58,17 @@ func (r *Registry) Register(p Plugin) error {
 	t := p.Types()
 	for kind, names := range map[string][]string{"content": t.Content, "repository": t.Repositories, "remote": t.Remotes, "distribution": t.Distributions} {
 		for _, n := range names {
-			if o, ok := r.owner[n]; ok {
-				return fmt.Errorf("type %q of plugin %q is already registered by %q", n, p.Name(), o)
+			if o, ok := r.owner[kind][n]; ok {
+				return fmt.Errorf("%s type %q of plugin %q is already registered by %q", kind, n, p.Name(), o)
 			}
-			r.owner[n] = p.Name()
-			r.kinds[n] = kind
+		}
+	}
+	for kind, names := range map[string][]string{"content": t.Content, "repository": t.Repositories, "remote": t.Remotes, "distribution": t.Distributions} {
+		for _, n := range names {
+			if r.owner[kind] == nil {
+				r.owner[kind] = map[string]string{}
+			}
+			r.owner[kind][n] = p.Name()
 		}
 	}
 	r.plugins = append(r.plugins, p)
@@ -78,7 +86,8 @@ func (r *Registry) Plugins() []Plugin {
 func (r *Registry) Known(kind, typ string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.kinds[typ] == kind
+	_, ok := r.owner[kind][typ]
+	return ok
 }
 
 // TypesOf lists the registered types of a kind, sorted.
@@ -86,10 +95,8 @@ func (r *Registry) TypesOf(kind string) []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []string
-	for t, k := range r.kinds {
-		if k == kind {
-			out = append(out, t)
-		}
+	for t := range r.owner[kind] {
+		out = append(out, t)
 	}
 	sort.Strings(out)
 	return out

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"time"
 )
 
 // RemoteColumns are the list filters and orderings of remotes.
@@ -88,7 +87,7 @@ func (s *Store) CreateRemote(ctx context.Context, r *Remote, sec RemoteSecrets) 
 	if err := s.sealSecrets(r, sec); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := now()
 	if r.ID == "" {
 		r.ID = NewID()
 	}
@@ -110,7 +109,7 @@ func (s *Store) UpdateRemote(ctx context.Context, r *Remote, sec RemoteSecrets) 
 	if err := s.sealSecrets(r, sec); err != nil {
 		return err
 	}
-	r.UpdatedAt = time.Now().UTC()
+	r.UpdatedAt = now()
 	if err := Translate(s.DB(ctx).Save(r).Error); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return Conflict("remote %q already exists", r.Name)

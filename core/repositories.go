@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"regexp"
-	"time"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$`)
@@ -34,7 +33,12 @@ func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
 	if r.RetainRepoVersions != nil && *r.RetainRepoVersions < 1 {
 		return Invalid("retain_repo_versions", "must be at least 1 (or null to keep every version)")
 	}
-	now := time.Now().UTC()
+	if r.RemoteID != nil {
+		if _, err := s.Remote(ctx, *r.RemoteID); err != nil {
+			return Invalid("remote", "no such remote")
+		}
+	}
+	now := now()
 	if r.ID == "" {
 		r.ID = NewID()
 	}
@@ -108,7 +112,7 @@ func (s *Store) UpdateRepository(ctx context.Context, id string, u RepositoryUpd
 			}
 			r.RemoteID = *u.RemoteID
 		}
-		r.UpdatedAt = time.Now().UTC()
+		r.UpdatedAt = now()
 		if err := tx.DB(ctx).Save(r).Error; err != nil {
 			return Translate(err)
 		}

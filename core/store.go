@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/google/uuid"
@@ -66,6 +67,11 @@ func (s *Store) lockRow(g *gorm.DB) *gorm.DB {
 	}
 	return g
 }
+
+// now is the current time as the databases keep it: UTC, to the
+// microsecond (PostgreSQL's precision), so an object reads back the same on
+// SQLite and PostgreSQL.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // NewID returns a new random identifier.
 func NewID() string { return uuid.NewString() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -141,7 +140,7 @@ func (s *Store) NewVersion(ctx context.Context, repoID, createdBy string, fn fun
 				delete(sum.Present, t)
 			}
 		}
-		now := time.Now().UTC()
+		now := now()
 		v = &RepositoryVersion{ID: NewID(), RepositoryID: repoID, Number: b.number, ContentSummary: sum, CreatedBy: createdBy, CreatedAt: now}
 		if err := tx.DB(ctx).Create(v).Error; err != nil {
 			return Translate(err)
@@ -242,7 +241,7 @@ func (s *Store) VersionByID(ctx context.Context, id string) (*RepositoryVersion,
 }
 
 // VersionColumns are the list filters and orderings of versions.
-var VersionColumns = Columns{"number": "number", "pulp_created": "created_at", "number__gte": "number"}
+var VersionColumns = Columns{"number": "number", "pulp_created": "created_at"}
 
 // ListVersions lists a repository's versions, newest first by default.
 func (s *Store) ListVersions(ctx context.Context, repoID string, q ListQuery) ([]RepositoryVersion, int64, error) {
