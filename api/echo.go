@@ -1,6 +1,19 @@
 // Package api holds the HTTP plumbing shared by every route (echo setup, the
 // central error handler, request IDs, access logs, pagination, hrefs) and the
 // core's REST routes under /pulp/api/v3/.
+//
+// The REST API has Pulp's shapes: objects by pulp_href (Href, ParseHref),
+// lists as {count, next, previous, results} (ParseList, NewPage), bodies
+// decoded strictly (Bind), long work answered 202 {"task": href}
+// (Accepted). New builds the Server from explicit Deps; Register adds its
+// routes, and those of plugins implementing Routes, to an echo instance made
+// by NewEcho. Every route goes through Router.Add, which also describes it
+// in the OpenAPI document served at DocPath; Undocumented finds routes that
+// bypassed it. Plugins add fields of their own to the core's typed objects
+// with an Extension. The core's task handlers are in CoreTaskHandlers.
+//
+// Handlers are thin: they parse, call the core (no SQL here) and return a
+// value or an error; ErrorHandler alone writes error bodies.
 package api
 
 import (

@@ -29,7 +29,7 @@ func toCode(err error) *errcode.Error {
 		}
 		switch he.Code {
 		case http.StatusNotFound:
-			return errcode.NotFound.Errorf("%s", msg)
+			return errcode.NotFound.New()
 		case http.StatusMethodNotAllowed:
 			return errcode.MethodNotAllowed.New()
 		case http.StatusUnauthorized:
@@ -37,7 +37,9 @@ func toCode(err error) *errcode.Error {
 		case http.StatusForbidden:
 			return errcode.Forbidden.New()
 		case http.StatusRequestEntityTooLarge:
-			return &errcode.Error{Code: errcode.Code{Value: "too_large", Message: "Request body too large.", Status: he.Code}, Message: "Request body too large."}
+			return errcode.TooLarge.New()
+		case http.StatusUnsupportedMediaType:
+			return errcode.UnsupportedMediaType.New()
 		case http.StatusServiceUnavailable:
 			return errcode.Unavailable.New()
 		}

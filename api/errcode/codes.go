@@ -22,16 +22,20 @@ var (
 	TooManyRequests     = Register("v2", Code{"TOOMANYREQUESTS", "too many requests", "Slow down.", http.StatusTooManyRequests})
 	TagInvalid          = Register("v2", Code{"TAG_INVALID", "manifest tag did not match URI", "The tag is malformed.", http.StatusBadRequest})
 	ManifestTooLarge    = Register("v2", Code{"MANIFEST_INVALID_SIZE", "manifest too large", "Manifests are limited to 4 MiB.", http.StatusRequestEntityTooLarge})
+	// PaginationNumberInvalid is the Docker registry's code for a bad n on tags/list and _catalog.
+	PaginationNumberInvalid = Register("v2", Code{"PAGINATION_NUMBER_INVALID", "invalid number of results requested", "The n parameter is not a non-negative integer.", http.StatusBadRequest})
 )
 
 // The REST API's codes.
 var (
-	NotFound         = Register("api", Code{"not_found", "Not found.", "The object does not exist.", http.StatusNotFound})
-	Invalid          = Register("api", Code{"invalid", "Invalid input.", "The request body or parameters are wrong; fields are named.", http.StatusBadRequest})
-	Conflict         = Register("api", Code{"conflict", "Conflict.", "The change collides with existing state.", http.StatusConflict})
-	AuthRequired     = Register("api", Code{"not_authenticated", "Authentication credentials were not provided.", "Log in.", http.StatusUnauthorized})
-	Forbidden        = Register("api", Code{"permission_denied", "You do not have permission to perform this action.", "Ask a namespace owner.", http.StatusForbidden})
-	Unavailable      = Register("api", Code{"unavailable", "Service unavailable.", "A backing service does not answer.", http.StatusServiceUnavailable})
-	Internal         = Register("api", Code{"error", "Internal server error.", "An unexpected error; see the server log with the request ID.", http.StatusInternalServerError})
-	MethodNotAllowed = Register("api", Code{"method_not_allowed", "Method not allowed.", "", http.StatusMethodNotAllowed})
+	NotFound             = Register("api", Code{"not_found", "Not found.", "The object does not exist.", http.StatusNotFound})
+	Invalid              = Register("api", Code{"invalid", "Invalid input.", "The request body or parameters are wrong; fields are named.", http.StatusBadRequest})
+	Conflict             = Register("api", Code{"conflict", "Conflict.", "The change collides with existing state.", http.StatusConflict})
+	AuthRequired         = Register("api", Code{"not_authenticated", "Authentication credentials were not provided.", "Log in.", http.StatusUnauthorized})
+	Forbidden            = Register("api", Code{"permission_denied", "You do not have permission to perform this action.", "Ask a namespace owner.", http.StatusForbidden})
+	Unavailable          = Register("api", Code{"unavailable", "Service unavailable.", "A backing service does not answer.", http.StatusServiceUnavailable})
+	Internal             = Register("api", Code{"error", "Internal server error.", "An unexpected error; see the server log with the request ID.", http.StatusInternalServerError})
+	MethodNotAllowed     = Register("api", Code{"method_not_allowed", "Method not allowed.", "The path exists, but not with this method.", http.StatusMethodNotAllowed})
+	TooLarge             = Register("api", Code{"too_large", "Request body too large.", "The request body exceeds the server's limit.", http.StatusRequestEntityTooLarge})
+	UnsupportedMediaType = Register("api", Code{"unsupported_media_type", "Unsupported media type in request.", "Send request bodies as application/json.", http.StatusUnsupportedMediaType})
 )

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/berth-dev/berth/internal/config"
+)
+
+// settings holds the configuration a command builds from its flags, whose
+// defaults come from the BERTH_* environment.
+type settings struct {
+	cfg config.Config
+	env config.EnvReader
+}
+
+// validate checks the configuration once flags are parsed.
+func (s *settings) validate() (*config.Config, error) {
+	if err := s.cfg.Validate(s.env.Problems()...); err != nil {
+		return nil, usageError{err}
+	}
+	return &s.cfg, nil
+}
+
+// storeFlags are the flags every command that touches records needs.
+func (s *settings) storeFlags(fs *pflag.FlagSet) {
+	d := config.Default()
+	e := &s.env
+	fs.StringVar(&s.cfg.DataDir, "data-dir", e.String("DATA_DIR", d.DataDir), "directory for the embedded database, blob files and the secret key (BERTH_DATA_DIR)")
+	fs.StringVar(&s.cfg.DatabaseURL, "database-url", e.String("DATABASE_URL", ""), "postgres://user@host:5432/db, or empty for SQLite in the data directory (BERTH_DATABASE_URL)")
+	fs.StringVar(&s.cfg.LogLevel, "log-level", e.String("LOG_LEVEL", d.LogLevel), "debug, info, warn or error (BERTH_LOG_LEVEL)")
+	fs.StringVar(&s.cfg.LogFormat, "log-format", e.String("LOG_FORMAT", d.LogFormat), "text or json (BERTH_LOG_FORMAT)")
+	s.cfg.Listen = d.Listen
+	s.cfg.UploadExpiry = d.UploadExpiry
+	s.cfg.Heartbeat = d.Heartbeat
+	s.cfg.WorkerTimeout = d.WorkerTimeout
+	s.cfg.Workers = d.Workers
+	s.cfg.BuildWorkers = d.BuildWorkers
+}
+
+// runtimeFlags are the flags of the long-running commands (serve, worker).
+func (s *settings) runtimeFlags(fs *pflag.FlagSet) {
+	s.storeFlags(fs)
+	d := config.Default()
+	e := &s.env
+	fs.StringVar(&s.cfg.RedisURL, "redis-url", e.String("REDIS_URL", ""), "redis://host:6379/0 to run tasks on 'berth worker' processes; empty runs them inside 'berth serve' (BERTH_REDIS_URL)")
+	fs.StringVar(&s.cfg.Storage, "storage", e.String("STORAGE", ""), "blob storage: empty for files in the data directory, or an absolute path (BERTH_STORAGE)")
+	fs.StringVar(&s.cfg.SecretKey, "secret-key", e.String("SECRET_KEY", ""), "key that encrypts stored credentials and signs tokens; generated into the data directory if unset (BERTH_SECRET_KEY)")
+	fs.DurationVar(&s.cfg.UploadExpiry, "upload-expiry", e.Duration("UPLOAD_EXPIRY", d.UploadExpiry), "how long an unfinished blob upload is kept (BERTH_UPLOAD_EXPIRY)")
+	fs.DurationVar(&s.cfg.Heartbeat, "heartbeat-interval", e.Duration("HEARTBEAT_INTERVAL", d.Heartbeat), "how often workers report that they are alive (BERTH_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&s.cfg.WorkerTimeout, "worker-timeout", e.Duration("WORKER_TIMEOUT", d.WorkerTimeout), "a worker silent this long is lost and its running tasks fail (BERTH_WORKER_TIMEOUT)")
+	fs.IntVar(&s.cfg.BuildWorkers, "build-workers", e.Int("BUILD_WORKERS", d.BuildWorkers), "concurrent image builds per worker process (BERTH_BUILD_WORKERS)")
+	fs.BoolVar(&s.cfg.TestPlugin, "test-plugin", e.Bool("TEST_PLUGIN", false), "register the test-only task handlers used by the end-to-end tests (BERTH_TEST_PLUGIN)")
+	_ = fs.MarkHidden("test-plugin")
+}
