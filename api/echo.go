@@ -24,9 +24,21 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 )
 
+// EchoOption adjusts NewEcho.
+type EchoOption func(*echoOptions)
+
+type echoOptions struct{ accessLog bool }
+
+// WithAccessLog turns the per-request log line on or off (default on).
+func WithAccessLog(on bool) EchoOption { return func(o *echoOptions) { o.accessLog = on } }
+
 // NewEcho returns an echo instance with Berth's error handler, request IDs,
 // panic recovery and structured access logs.
-func NewEcho(log *slog.Logger) *echo.Echo {
+func NewEcho(log *slog.Logger, opts ...EchoOption) *echo.Echo {
+	o := echoOptions{accessLog: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -38,8 +50,14 @@ func NewEcho(log *slog.Logger) *echo.Echo {
 			return err
 		},
 	}))
+	if !o.accessLog {
+		return e
+	}
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRequestID: true, LogResponseSize: true,
+		// HandleError runs the central error handler first, so the logged
+		// status is the one the client got.
+		HandleError: true,
+		LogStatus:   true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRequestID: true, LogResponseSize: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			log.Info("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
 				"bytes", v.ResponseSize, "latency_ms", float64(v.Latency)/float64(time.Millisecond), "request_id", v.RequestID)

@@ -99,7 +99,7 @@ func (a *App) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e := api.NewEcho(a.Log)
+	e := api.NewEcho(a.Log, api.WithAccessLog(a.Config.AccessLog))
 	// The client address is the connection's: X-Forwarded-For is not trusted,
 	// so failed-login limits cannot be dodged by a forged header.
 	e.IPExtractor = echo.ExtractIPDirect()
@@ -126,6 +126,7 @@ func (a *App) Serve(ctx context.Context) error {
 	for _, run := range tb.run {
 		g.Go(func() error { return run(gctx) })
 	}
+	g.Go(func() error { a.expireUploads(gctx); return nil })
 	g.Go(func() error {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -170,4 +171,27 @@ func (a *App) Work(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// expireUploads removes abandoned blob upload sessions (and their data)
+// older than the upload expiry, periodically, until ctx ends. Every serve
+// replica may run it: removing a session twice is harmless.
+func (a *App) expireUploads(ctx context.Context) {
+	every := min(max(a.Config.UploadExpiry/4, time.Minute), time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.Container.CleanupUploads(ctx, a.Config.UploadExpiry)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.Log.Warn("expiring abandoned uploads", "err", err)
+		case n > 0:
+			a.Log.Info("expired abandoned uploads", "removed", n)
+		}
+	}
 }
