@@ -181,7 +181,6 @@ func (a *App) taskOptions() []tasks.Option {
 	return opts
 }
 
-
 // registryAuthorizer checks /v2/ requests with the auth service: Docker
 // token-spec bearer tokens, Basic credentials or anonymous, against the
 // caller's roles on the image's namespace.

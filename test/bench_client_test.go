@@ -20,6 +20,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -754,4 +756,95 @@ func procStatusKB(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+}
+
+// TestBenchClientAuth checks the benchmark client's authentication against a
+// fake registry: a Bearer challenge with a quoted, comma-holding scope, a
+// token per repository from the realm with Basic credentials, reuse of the
+// token, and a fresh token when one is refused (expired) mid-run.
+func TestBenchClientAuth(t *testing.T) {
+	var tokenGets, expired atomic.Int32
+	mux := http.NewServeMux()
+	var srvURL string
+	challenge := func(w http.ResponseWriter, scope string) {
+		h := fmt.Sprintf(`Bearer realm="%s/token",service="fake \"svc\""`, srvURL)
+		if scope != "" {
+			h += fmt.Sprintf(`,scope="%s"`, scope)
+		}
+		w.Header().Set("WWW-Authenticate", h)
+		w.WriteHeader(http.StatusUnauthorized)
+	}
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "admin" || pass != "pw" || r.URL.Query().Get("service") != `fake "svc"` {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		n := tokenGets.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]string{"access_token": fmt.Sprintf("%d|%s", n, r.URL.Query().Get("scope"))})
+	})
+	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.URL.Path == "/v2/" {
+			if tok == "" {
+				challenge(w, "")
+			}
+			return
+		}
+		_, scope, _ := strings.Cut(tok, "|")
+		if scope != "repository:bench/x:pull,push" {
+			challenge(w, "repository:bench/x:pull,push")
+			return
+		}
+		// The first token given out for the repository "expires" after one use.
+		if strings.HasPrefix(tok, "2|") && expired.Add(1) > 1 {
+			challenge(w, "repository:bench/x:pull,push")
+			return
+		}
+		w.Header().Set("Link", `</v2/bench/x/tags/list?last=a&n=1>; rel="next"`)
+		if r.URL.Query().Get("last") != "" {
+			w.Header().Del("Link")
+		}
+		_, _ = w.Write([]byte(`{"name":"bench/x","tags":["a"]}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	srvURL = srv.URL
+
+	c := newRegClient(t, srv.URL, "admin", "pw")
+	ctx := context.Background()
+	if err := c.ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		pages, tags, err := c.listTags(ctx, "bench/x", true)
+		if err != nil {
+			t.Fatalf("list %d: %v", i, err)
+		}
+		if pages != 2 || len(tags) != 2 {
+			t.Fatalf("list %d: %d pages, tags %v; want 2 pages of one tag", i, pages, tags)
+		}
+	}
+	// Tokens: one for /v2/, one for bench/x, one after it expired.
+	if n := tokenGets.Load(); n != 3 {
+		t.Errorf("%d token requests, want 3", n)
+	}
+	if got := c.authMode(); !strings.Contains(got, "bearer") {
+		t.Errorf("auth mode %q", got)
+	}
+}
+
+func TestParseChallenge(t *testing.T) {
+	scheme, p := parseChallenge(`Bearer realm="http://h:1/token",service="h:1",scope="repository:a/b:pull,push repository:c:pull",error="insufficient_scope"`)
+	want := map[string]string{"realm": "http://h:1/token", "service": "h:1",
+		"scope": "repository:a/b:pull,push repository:c:pull", "error": "insufficient_scope"}
+	if scheme != "bearer" || fmt.Sprint(p) != fmt.Sprint(want) {
+		t.Errorf("got %q %v, want bearer %v", scheme, p, want)
+	}
+	if scheme, p := parseChallenge(`Basic realm=berth`); scheme != "basic" || p["realm"] != "berth" {
+		t.Errorf("got %q %v", scheme, p)
+	}
+	if got := nextLink([]string{`</v2/a/tags/list?n=2&last=b>; rel="next"`}); got != "/v2/a/tags/list?n=2&last=b" {
+		t.Errorf("nextLink: %q", got)
+	}
 }
