@@ -187,13 +187,13 @@ func (c *Config) Sanitize() []any {
 	return []any{
 		"listen", c.Listen, "data_dir", c.DataDir, "database", maskURL(c.DatabaseURL, "sqlite (data dir)"),
 		"redis", maskURL(c.RedisURL, "none (in-process tasks)"), "storage", c.StorageDir(), "public_url", c.PublicURL,
-		"secret_key", setOrNot(c.SecretKey), "admin_password", setOrNot(c.AdminPassword), "workers", c.Workers,
+		"secret_key", setOrNot(c.SecretKey, "generated in the data dir"), "admin_password", setOrNot(c.AdminPassword, "unset"), "workers", c.Workers,
 	}
 }
 
-func setOrNot(s string) string {
+func setOrNot(s, unset string) string {
 	if s == "" {
-		return "unset"
+		return unset
 	}
 	return "set"
 }
