@@ -1,0 +1,116 @@
+//go:build linux
+
+package build
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// groupAttr starts a process as the leader of a new process group, so that
+// the whole tree it starts can be signaled at once.
+func groupAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+
+// signalGroup sends sig to the process group led by pid. A group that is
+// gone already is not an error.
+func signalGroup(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// waitExited blocks until the process pid has exited, without reaping it:
+// while the leader is a zombie its process group ID cannot be reused, so
+// signaling the group afterwards cannot hit an unrelated process.
+func waitExited(pid int) error {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// unmountUnder detaches every mount point at or under dir, deepest first, and
+// fails if one remains: removing a directory tree with a mount inside it
+// would delete what is mounted there. Builds with chroot isolation mount in
+// a private mount namespace, so normally there is nothing to do.
+func unmountUnder(dir string) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	} else if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	points, err := mountsUnder(dir)
+	if err != nil || len(points) == 0 {
+		return err
+	}
+	for _, p := range points {
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+	}
+	if points, err = mountsUnder(dir); err != nil {
+		return err
+	}
+	if len(points) > 0 {
+		return fmt.Errorf("not removing %s: mount points remain under it: %s", dir, strings.Join(points, ", "))
+	}
+	return nil
+}
+
+// mountsUnder lists the mount points at or under dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("listing mounts: %w", err)
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMountPath(fields[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("listing mounts: %w", err)
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	return points, nil
+}
+
+// unescapeMountPath decodes the octal escapes (\040 for a space, …) of
+// /proc/self/mountinfo.
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
