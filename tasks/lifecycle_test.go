@@ -18,6 +18,7 @@ import (
 )
 
 func TestProgressVisibleWhileRunning(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		halfway := make(chan struct{})
 		reg := registry(t, map[string]tasks.Handler{
@@ -96,6 +97,7 @@ func TestProgressVisibleWhileRunning(t *testing.T) {
 }
 
 func TestHandlerFailures(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		handler   tasks.Handler
@@ -148,6 +150,7 @@ func TestHandlerFailures(t *testing.T) {
 }
 
 func TestLostWorker(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		idempotent  bool
@@ -232,6 +235,7 @@ func TestLostWorker(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		idempotent bool
@@ -294,6 +298,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestWorkerNameInUse(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		reg := registry(t, nil)
 		q := tasks.NewMemoryQueue()
@@ -312,6 +317,7 @@ func TestWorkerNameInUse(t *testing.T) {
 }
 
 func TestWorkerDeclaredLostRegistersAgain(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		gs := newGates()
@@ -348,6 +354,7 @@ func TestWorkerDeclaredLostRegistersAgain(t *testing.T) {
 }
 
 func TestQueues(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		gs := newGates()
 		reg := registry(t, map[string]tasks.Handler{"test.gate": gs.handler})
@@ -371,6 +378,7 @@ func TestQueues(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		d := newDispatcher(t, g, blackHole{})
@@ -433,6 +441,7 @@ func TestList(t *testing.T) {
 }
 
 func TestListWorkers(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		reg := registry(t, nil)
@@ -463,6 +472,7 @@ func TestListWorkers(t *testing.T) {
 }
 
 func TestEmbedded(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		rec := newRecorder()

@@ -8,5 +8,6 @@ import (
 )
 
 func TestMemoryQueue(t *testing.T) {
+	t.Parallel()
 	queuetest.Run(t, func(*testing.T) tasks.Queue { return tasks.NewMemoryQueue() })
 }

@@ -76,6 +76,7 @@ func (r *recorder) snapshot() (order []string, maxActive map[string]int, runs ma
 }
 
 func TestDispatchValidation(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		reg := registry(t, map[string]tasks.Handler{"test.ok": func(context.Context, *tasks.Task, *tasks.Reporter) (any, error) { return nil, nil }})
@@ -128,6 +129,7 @@ func TestDispatchValidation(t *testing.T) {
 }
 
 func TestExclusiveTasksRunOneAtATimeInDispatchOrder(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		rec := newRecorder()
 		reg := registry(t, map[string]tasks.Handler{"test.record": rec.handler})
@@ -153,6 +155,7 @@ func TestExclusiveTasksRunOneAtATimeInDispatchOrder(t *testing.T) {
 }
 
 func TestConcurrentDispatchKeepsOrderAndExclusion(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		rec := newRecorder()
 		reg := registry(t, map[string]tasks.Handler{"test.record": rec.handler})
@@ -224,6 +227,7 @@ func TestConcurrentDispatchKeepsOrderAndExclusion(t *testing.T) {
 // waves: each wave's tasks run together, and the next wave starts only when
 // the previous one is released.
 func TestResourceConflicts(t *testing.T) {
+	t.Parallel()
 	type task struct {
 		key               string
 		exclusive, shared []string
@@ -295,6 +299,7 @@ func TestResourceConflicts(t *testing.T) {
 }
 
 func TestBlockedTaskStartsWhenBlockerFails(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		gs := newGates()
 		failNow := make(chan struct{})
@@ -326,6 +331,7 @@ func TestBlockedTaskStartsWhenBlockerFails(t *testing.T) {
 }
 
 func TestCancelWaitingTask(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		ctx := context.Background()
 		gs := newGates()
@@ -383,6 +389,7 @@ func TestCancelWaitingTask(t *testing.T) {
 }
 
 func TestCancelRunningTask(t *testing.T) {
+	t.Parallel()
 	eachQueue(t, func(t *testing.T, g *gorm.DB, q tasks.Queue) {
 		ctx := context.Background()
 		gs := newGates()
@@ -436,6 +443,7 @@ func TestCancelRunningTask(t *testing.T) {
 }
 
 func TestSweeperWakesTaskWhoseWakeUpWasLost(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		gs := newGates()
 		reg := registry(t, map[string]tasks.Handler{"test.gate": gs.handler})
@@ -449,6 +457,7 @@ func TestSweeperWakesTaskWhoseWakeUpWasLost(t *testing.T) {
 }
 
 func TestTwoWorkersOverRedisNeverRunATaskTwice(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, sets, func(t *testing.T, g *gorm.DB) {
 		rec := newRecorder()
 		reg := registry(t, map[string]tasks.Handler{"test.record": rec.handler})

@@ -15,6 +15,7 @@ import (
 // and checks that another sweep steps aside (PostgreSQL; SQLite serializes
 // sweeps in its write transaction).
 func TestSweepsRunOneAtATime(t *testing.T) {
+	t.Parallel()
 	g := testdb.Open(t, db.Postgres, migrations.Core)
 	ctx := context.Background()
 	s, err := NewSweeper(g, NewMemoryQueue())
@@ -50,6 +51,7 @@ func TestSweepsRunOneAtATime(t *testing.T) {
 }
 
 func TestResourceKeysAreSortedAndUnique(t *testing.T) {
+	t.Parallel()
 	keys := resourceKeys([]string{"b", "a", "b", "c"})
 	if len(keys) != 3 {
 		t.Fatalf("keys = %v, want 3", keys)
