@@ -194,25 +194,7 @@ func mergeInvalid(verr *core.ValidationError, err error) bool {
 }
 
 func (s *Server) listDistributions(spec ListSpec, typ string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		q, err := ParseList(c, spec)
-		if err != nil {
-			return err
-		}
-		if typ != "" {
-			q.Filters = append(q.Filters, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
-		}
-		ctx := c.Request().Context()
-		list, count, err := s.store.ListDistributions(ctx, q)
-		if err != nil {
-			return err
-		}
-		out, err := s.showDistributions(ctx, list)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, NewPage(c, q, count, out))
-	}
+	return typedList(spec, typ, s.store.ListDistributions, s.showDistributions)
 }
 
 func (s *Server) distributionRoutes(r *Router) {

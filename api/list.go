@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -405,4 +406,31 @@ func NewPage[T any](c echo.Context, q core.ListQuery, count int64, results []T) 
 		p.Previous = link(max(0, q.Offset-limit))
 	}
 	return p
+}
+
+// typedList is the list handler of a core object kind: parse the query,
+// restrict it to one type (when typ is set), load a page and render it.
+func typedList[T any](spec ListSpec, typ string,
+	load func(context.Context, core.ListQuery) ([]T, int64, error),
+	show func(context.Context, []T) ([]any, error),
+) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		q, err := ParseList(c, spec)
+		if err != nil {
+			return err
+		}
+		if typ != "" {
+			q.Filters = append(q.Filters, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
+		}
+		ctx := c.Request().Context()
+		list, count, err := load(ctx, q)
+		if err != nil {
+			return err
+		}
+		out, err := show(ctx, list)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, NewPage(c, q, count, out))
+	}
 }

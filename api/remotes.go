@@ -206,25 +206,7 @@ func (s *Server) showRemote(ctx context.Context, r *core.Remote) (any, error) {
 }
 
 func (s *Server) listRemotes(spec ListSpec, typ string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		q, err := ParseList(c, spec)
-		if err != nil {
-			return err
-		}
-		if typ != "" {
-			q.Filters = append(q.Filters, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
-		}
-		ctx := c.Request().Context()
-		list, count, err := s.store.ListRemotes(ctx, q)
-		if err != nil {
-			return err
-		}
-		out, err := s.showRemotes(ctx, list)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, NewPage(c, q, count, out))
-	}
+	return typedList(spec, typ, s.store.ListRemotes, s.showRemotes)
 }
 
 func (s *Server) remoteRoutes(r *Router) {

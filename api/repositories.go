@@ -136,25 +136,7 @@ func (s *Server) typedRepository(ctx context.Context, typ, id string) (*core.Rep
 }
 
 func (s *Server) listRepositories(spec ListSpec, typ string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		q, err := ParseList(c, spec)
-		if err != nil {
-			return err
-		}
-		if typ != "" {
-			q.Filters = append(q.Filters, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
-		}
-		ctx := c.Request().Context()
-		list, count, err := s.store.ListRepositories(ctx, q)
-		if err != nil {
-			return err
-		}
-		out, err := s.showRepositories(ctx, list)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, NewPage(c, q, count, out))
-	}
+	return typedList(spec, typ, s.store.ListRepositories, s.showRepositories)
 }
 
 func (s *Server) repositoryRoutes(r *Router) {
