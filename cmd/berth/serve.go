@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/app"
@@ -23,17 +25,7 @@ inside this process. With it, they run on 'berth worker' processes.`,
   BERTH_LISTEN=0.0.0.0:5001 BERTH_DATABASE_URL=postgres://berth@db/berth BERTH_REDIS_URL=redis://redis:6379/0 berth serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := s.validate()
-			if err != nil {
-				return err
-			}
-			log := app.NewLogger(cfg)
-			a, err := app.Open(cmd.Context(), cfg, log, version, true)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return a.Serve(cmd.Context())
+			return runApp(cmd, s, true, (*app.App).Serve)
 		},
 	}
 	s.runtimeFlags(cmd.Flags())
@@ -63,17 +55,7 @@ or run again if they are safe to repeat.`,
 		Example: `  BERTH_DATABASE_URL=postgres://berth@db/berth BERTH_REDIS_URL=redis://redis:6379/0 berth worker`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := s.validate()
-			if err != nil {
-				return err
-			}
-			log := app.NewLogger(cfg)
-			a, err := app.Open(cmd.Context(), cfg, log, version, false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return a.Work(cmd.Context())
+			return runApp(cmd, s, false, (*app.App).Work)
 		},
 	}
 	s.runtimeFlags(cmd.Flags())
@@ -81,4 +63,19 @@ or run again if they are safe to repeat.`,
 	cmd.Flags().StringVar(&s.cfg.WorkerName, "name", e.String("WORKER_NAME", ""), "worker name shown in the API; default host-pid-random (BERTH_WORKER_NAME)")
 	cmd.Flags().IntVar(&s.cfg.Workers, "concurrency", e.Int("WORKERS", 2), "tasks this worker runs at once (BERTH_WORKERS)")
 	return cmd
+}
+
+// runApp opens the application from the command's settings (migrating the
+// database when migrate is set) and runs it until the command's context ends.
+func runApp(cmd *cobra.Command, s *settings, migrate bool, run func(*app.App, context.Context) error) error {
+	cfg, err := s.validate()
+	if err != nil {
+		return err
+	}
+	a, err := app.Open(cmd.Context(), cfg, app.NewLogger(cfg), version, migrate)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return run(a, cmd.Context())
 }
