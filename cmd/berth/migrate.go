@@ -50,7 +50,11 @@ func migrateSub(use, short string, apply bool) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "database: %s (%s)\n", db.Redact(cfg.DatabaseURL), db.DialectOf(g))
+			where := db.Redact(cfg.DatabaseURL)
+			if where == "" {
+				where = db.DefaultSQLitePath(cfg.DataDir)
+			}
+			fmt.Fprintf(out, "database: %s (%s)\n", where, db.DialectOf(g))
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SET\tVERSION\tFILE\tSTATE")
 			pending := 0
