@@ -38,9 +38,9 @@ conformance: build tools
 
 ## bench: Berth and the reference registry side by side; writes docs/benchmarks.md
 bench: build tools tools-bench
-	PATH="$(TOOLS):$$PATH" BERTH_BINARY=$(BIN)/berth BERTH_BENCH=1 $(GO) test -count=1 -v -timeout 60m -run 'TestBenchmarkReport' ./test/
+	PATH="$(TOOLS):$$PATH" BERTH_BINARY=$(BIN)/berth BERTH_BENCH=1 $(GO) test -count=1 -v -timeout 60m -run 'TestBenchmark' ./test/
 
-tools: $(TOOLS)/crane $(TOOLS)/conformance
+tools: $(TOOLS)/crane $(TOOLS)/conformance $(TOOLS)/registry
 
 tools-bench: $(TOOLS)/registry
 

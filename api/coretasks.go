@@ -49,6 +49,10 @@ func CoreTaskHandlers(s *core.Store) map[string]tasks.Handler {
 // CoreTasks is the core's tasks.HandlerProvider.
 type CoreTasks struct {
 	Store *core.Store
+	// Plugins, when set, lets the plugins that implement
+	// core.RepositoryHook delete what belongs to a repository alone (its
+	// distribution, its remote) with it.
+	Plugins *core.Registry
 	// Log receives the handlers' log lines (default slog.Default()).
 	Log *slog.Logger
 }
@@ -81,7 +85,11 @@ func (ct CoreTasks) deleteRepository(ctx context.Context, t *tasks.Task, r *task
 	}
 	p := r.Progress("delete.repository", "Deleting repository")
 	p.SetTotal(1)
-	err := ct.Store.DeleteRepository(ctx, a.RepositoryID)
+	var hooks []core.RepositoryHook
+	if ct.Plugins != nil {
+		hooks = core.Implementing[core.RepositoryHook](ct.Plugins)
+	}
+	err := ct.Store.DeleteRepositoryWith(ctx, a.RepositoryID, hooks...)
 	if errors.Is(err, core.ErrNotFound) {
 		ct.log().InfoContext(ctx, "repository already deleted", "task", t.ID, "repository", a.RepositoryID)
 		err = nil

@@ -38,6 +38,14 @@ type Extension interface {
 	Show(ctx context.Context, s *core.Store, ids []string) (map[string]any, error)
 }
 
+// Committer is implemented by extensions that act once a save has
+// committed: dropping a cache of the object, telling another service about
+// it. Committed runs after the transaction of a successful create or update
+// (never after a failed one), with the object as written.
+type Committer interface {
+	Committed(ctx context.Context, op SaveOp, obj any)
+}
+
 // SaveOp tells Extension.Save which request wrote the object.
 type SaveOp int
 
@@ -123,16 +131,23 @@ func (s *Server) bindObject(c echo.Context, kind, typ string, partial bool, dst 
 }
 
 // saveObject runs write, which returns the object it wrote, then the
-// extension's Save, in one transaction.
+// extension's Save, in one transaction; then, if it committed, the
+// extension's Committed.
 func (s *Server) saveObject(ctx context.Context, kind, typ string, op SaveOp, fields any, given Fields, write func(tx *core.Store) (any, error)) error {
 	x := s.extension(kind, typ)
-	return s.store.Tx(ctx, func(tx *core.Store) error {
-		obj, err := write(tx)
+	var obj any
+	err := s.store.Tx(ctx, func(tx *core.Store) error {
+		var err error
+		obj, err = write(tx)
 		if err != nil || x == nil {
 			return err
 		}
 		return x.Save(ctx, tx, op, obj, fields, given)
 	})
+	if cm, ok := x.(Committer); ok && err == nil {
+		cm.Committed(ctx, op, obj)
+	}
+	return err
 }
 
 // opOf is the SaveOp of an update.

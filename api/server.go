@@ -38,6 +38,11 @@ type Deps struct {
 	// say). Plugins of Registry that implement Routes are added by
 	// themselves.
 	Routes []Routes
+	// WriteGuard, when set, guards the core's own routes that change
+	// objects (POST, PUT, PATCH and DELETE on repositories, versions,
+	// remotes, distributions and tasks), after Middleware. The routes of
+	// plugins and of Routes check their own permissions.
+	WriteGuard echo.MiddlewareFunc
 }
 
 // Checks probe the backing services. Each returns nil when its service
@@ -70,6 +75,7 @@ type Server struct {
 	checks   Checks
 	log      *slog.Logger
 	mw       []echo.MiddlewareFunc
+	guard    echo.MiddlewareFunc
 	extra    []Routes
 	doc      *Doc
 	exts     map[string]Extension // extensionKey → the plugin's extension
@@ -109,6 +115,7 @@ func New(d Deps) (*Server, error) {
 		checks:   d.Checks,
 		log:      d.Log,
 		mw:       d.Middleware,
+		guard:    d.WriteGuard,
 		extra:    d.Routes,
 		doc:      NewDoc("Berth API", d.Version),
 	}, nil
@@ -137,16 +144,20 @@ func (s *Server) Register(e *echo.Echo) error {
 			return !strings.HasPrefix(p, Prefix) || strings.Contains(p[strings.LastIndexByte(p, '/')+1:], ".")
 		},
 	}))
-	var errs []error
-	r := &Router{e: e, doc: s.doc, mw: s.mw, errs: &errs, mu: &sync.Mutex{}}
+	r := NewRouter(e, s.doc, s.mw...)
 	s.healthRoutes(r.Public())
 	s.docRoutes(r.Public())
-	s.taskRoutes(r)
-	s.workerRoutes(r)
-	s.repositoryRoutes(r)
-	s.versionRoutes(r)
-	s.remoteRoutes(r)
-	s.distributionRoutes(r)
+	own := r // the core's routes: their writes are guarded
+	if s.guard != nil {
+		own = r.guardWrites(s.guard)
+	}
+	s.taskRoutes(own)
+	s.workerRoutes(own)
+	s.repositoryRoutes(own)
+	s.versionRoutes(own)
+	s.remoteRoutes(own)
+	s.distributionRoutes(own)
+	s.orphanRoutes(own)
 	for _, p := range s.registry.Plugins() {
 		if rs, ok := p.(Routes); ok {
 			rs.APIRoutes(r)
@@ -155,17 +166,33 @@ func (s *Server) Register(e *echo.Echo) error {
 	for _, rs := range s.extra {
 		rs.APIRoutes(r)
 	}
-	return errors.Join(errs...)
+	return r.Err()
 }
 
 // Router adds documented routes to echo, behind the server's middleware.
 type Router struct {
-	e   *echo.Echo
-	doc *Doc
-	mw  []echo.MiddlewareFunc
+	e      *echo.Echo
+	doc    *Doc
+	mw     []echo.MiddlewareFunc
+	writes []echo.MiddlewareFunc // after mw, for methods that change things
 
 	mu   *sync.Mutex
 	errs *[]error
+}
+
+// NewRouter returns a router that registers routes on e, behind mw, and
+// documents them in doc. Server.Register makes its own; route sets tested
+// on their own use this one (and then Err and Undocumented).
+func NewRouter(e *echo.Echo, doc *Doc, mw ...echo.MiddlewareFunc) *Router {
+	return &Router{e: e, doc: doc, mw: mw, errs: &[]error{}, mu: &sync.Mutex{}}
+}
+
+// Err reports the operations the router refused (documented twice, or with
+// a duplicate ID), joined; nil when there were none.
+func (r *Router) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return errors.Join(*r.errs...)
 }
 
 // Add registers h for op.Method and op.Path (behind the router's
@@ -177,15 +204,29 @@ func (r *Router) Add(op Operation, h echo.HandlerFunc, m ...echo.MiddlewareFunc)
 		r.mu.Unlock()
 		return
 	}
-	mw := append(append([]echo.MiddlewareFunc(nil), r.mw...), m...)
-	r.e.Add(strings.ToUpper(op.Method), op.Path, h, mw...)
+	method := strings.ToUpper(op.Method)
+	mw := append([]echo.MiddlewareFunc(nil), r.mw...)
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		mw = append(mw, r.writes...)
+	}
+	r.e.Add(method, op.Path, h, append(mw, m...)...)
+}
+
+// guardWrites returns a router that puts g before the handlers of the
+// routes that change things.
+func (r *Router) guardWrites(g echo.MiddlewareFunc) *Router {
+	w := *r
+	w.writes = append(append([]echo.MiddlewareFunc(nil), r.writes...), g)
+	return &w
 }
 
 // Public returns a router for routes anyone may call: without the
 // server's middleware (authentication).
 func (r *Router) Public() *Router {
 	p := *r
-	p.mw = nil
+	p.mw, p.writes = nil, nil
 	return &p
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/internal/testplugin"
 	"github.com/berth-dev/berth/migrations"
 	"github.com/berth-dev/berth/plugins/container"
+	"github.com/berth-dev/berth/plugins/container/product"
 	"github.com/berth-dev/berth/tasks"
 )
 
@@ -43,7 +44,7 @@ type App struct {
 
 // MigrationSets lists the schema of the core and of every plugin, in order.
 func MigrationSets() []db.MigrationSet {
-	return []db.MigrationSet{migrations.Core, container.Migrations()}
+	return []db.MigrationSet{migrations.Core, container.Migrations(), product.Migrations()}
 }
 
 // NewLogger builds the process logger from the configuration.
@@ -118,6 +119,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, version str
 	plugin, err = container.New(a.Store, blobs,
 		container.WithLogger(log),
 		container.WithUploadExpiry(cfg.UploadExpiry),
+		container.WithPushRetention(cfg.PushRetainVersions),
 		container.WithAuthorizer(registryAuthorizer{a.Auth}),
 		container.WithNamespaceHook(func(ctx context.Context, namespace string, creator container.Identity) error {
 			if creator.UserID == "" {
@@ -135,7 +137,19 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, version str
 		return nil, err
 	}
 	a.Tasks = tasks.NewRegistry()
-	if err := a.Tasks.RegisterProvider(api.CoreTasks{Store: a.Store, Log: log}); err != nil {
+	if err := a.Tasks.RegisterProvider(api.CoreTasks{Store: a.Store, Plugins: a.Plugins, Log: log}); err != nil {
+		return nil, err
+	}
+	if err := a.registerBuilds(); err != nil {
+		return nil, err
+	}
+	if err := a.registerSync(); err != nil {
+		return nil, err
+	}
+	if err := a.registerProduct(); err != nil {
+		return nil, err
+	}
+	if err := a.registerMaintenance(); err != nil {
 		return nil, err
 	}
 	if cfg.TestPlugin {
@@ -183,8 +197,11 @@ func (a *App) taskOptions() []tasks.Option {
 
 // registryAuthorizer checks /v2/ requests with the auth service: Docker
 // token-spec bearer tokens, Basic credentials or anonymous, against the
-// caller's roles on the image's namespace.
+// caller's roles on the image's namespace. It answers the plugin's REST
+// questions (container.Permissions) from the same Authorizer.
 type registryAuthorizer struct{ svc *auth.Service }
+
+var _ container.Permissions = registryAuthorizer{}
 
 func (r registryAuthorizer) Authorize(c echo.Context, need container.Access) (container.Identity, error) {
 	req := auth.RegistryRequest{UploadOwner: need.UploadOwner}
@@ -204,4 +221,30 @@ func (r registryAuthorizer) Authorize(c echo.Context, need container.Access) (co
 		return container.Identity{}, err
 	}
 	return container.Identity{UserID: p.UserID, Username: p.Username}, nil
+}
+
+// Caller is the principal the REST API's authentication put in ctx.
+func (r registryAuthorizer) Caller(ctx context.Context) container.Identity {
+	p := auth.PrincipalFrom(ctx)
+	return container.Identity{UserID: p.UserID, Username: p.Username}
+}
+
+// Can asks the Authorizer, which decides on the user's current roles.
+func (r registryAuthorizer) Can(ctx context.Context, who container.Identity, act container.Action, ns container.NamespaceStatus) (bool, error) {
+	target := auth.Namespace{Name: ns.Name, Private: ns.Private, Missing: ns.Name != "" && !ns.Exists}
+	return r.svc.Authorizer().Can(ctx, principalOf(who), auth.Action(act), target)
+}
+
+// Readable: whoever holds a role on a namespace may pull its private images.
+func (r registryAuthorizer) Readable(ctx context.Context, who container.Identity) ([]string, bool, error) {
+	return r.svc.Authorizer().Namespaces(ctx, principalOf(who), auth.ActionPull)
+}
+
+// principalOf is the principal of an identity: the Authorizer decides by
+// user ID alone.
+func principalOf(who container.Identity) *auth.Principal {
+	if who.UserID == "" {
+		return auth.Anonymous()
+	}
+	return &auth.Principal{UserID: who.UserID, Username: who.Username}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,7 +15,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/internal/testplugin"
+	"github.com/berth-dev/berth/plugins/container"
 	"github.com/berth-dev/berth/tasks"
 	"github.com/berth-dev/berth/tasks/asynqq"
 )
@@ -86,29 +89,26 @@ func (a *App) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	routes := []api.Routes{}
+	var routes []api.Routes
 	if a.Config.TestPlugin {
 		routes = append(routes, testplugin.Routes{Dispatcher: tb.dispatcher})
 	}
-	srv, err := api.New(api.Deps{
-		Store: a.Store, Registry: a.Plugins, Tasks: ts, Version: a.Version, Log: a.Log,
-		Checks:     api.Checks{Redis: tb.redisPing, Storage: api.StorageProbe(a.Config.StorageDir())},
-		Middleware: []echo.MiddlewareFunc{a.Auth.Authenticate},
-		Routes:     routes,
-	})
+	br, err := a.buildRoutes(ts)
 	if err != nil {
 		return err
 	}
-	e := api.NewEcho(a.Log, api.WithAccessLog(a.Config.AccessLog))
-	// The client address is the connection's: X-Forwarded-For is not trusted,
-	// so failed-login limits cannot be dodged by a forged header.
-	e.IPExtractor = echo.ExtractIPDirect()
-	if err := srv.Register(e); err != nil {
+	routes = append(routes, br, a.syncRoutes(ts))
+	pr, err := a.productRoutes(ts, br)
+	if err != nil {
 		return err
 	}
-	e.GET("/token", a.Auth.TokenHandler)
-	e.POST("/token", a.Auth.TokenHandler)
-	a.Container.ContentRoutes(e)
+	routes = append(routes, pr)
+	routes = append(routes, a.maintenanceRoutes(ts))
+	checks := api.Checks{Redis: tb.redisPing, Storage: api.StorageProbe(a.Config.StorageDir())}
+	e, _, err := a.Handler(ts, checks, routes...)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", a.Config.Listen)
 	if err != nil {
@@ -127,6 +127,7 @@ func (a *App) Serve(ctx context.Context) error {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error { a.expireUploads(gctx); return nil })
+	g.Go(func() error { a.runSchedules(gctx, tb.dispatcher); return nil })
 	g.Go(func() error {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -145,6 +146,66 @@ func (a *App) Serve(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// Handler builds the HTTP handler of berth serve: the REST API, every
+// route of it documented in the OpenAPI document it serves (the core's,
+// the plugins', auth's users, groups, tokens and namespace roles, and
+// extra), the token endpoint and the /v2/ content app. It returns the API
+// server too, whose Doc is that document.
+func (a *App) Handler(ts api.TaskService, checks api.Checks, extra ...api.Routes) (*echo.Echo, *api.Server, error) {
+	routes := append([]api.Routes{a.Auth, a.namespaceRoles()}, extra...)
+	srv, err := api.New(api.Deps{
+		Store: a.Store, Registry: a.Plugins, Tasks: ts, Version: a.Version, Log: a.Log,
+		Checks:     checks,
+		Middleware: []echo.MiddlewareFunc{a.Auth.Authenticate},
+		WriteGuard: coreWriteGuard,
+		Routes:     routes,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	e := api.NewEcho(a.Log)
+	// The client address is the connection's: X-Forwarded-For is not trusted,
+	// so failed-login limits cannot be dodged by a forged header.
+	e.IPExtractor = echo.ExtractIPDirect()
+	if err := srv.Register(e); err != nil {
+		return nil, nil, err
+	}
+	e.GET("/token", a.Auth.TokenHandler)
+	e.POST("/token", a.Auth.TokenHandler)
+	a.Container.ContentRoutes(e)
+	return e, srv, nil
+}
+
+// namespaceRoles are the role routes of container namespaces: Pulp's
+// add_role/, remove_role/, list_roles/, my_permissions/ and Galaxy's
+// owners/, on namespaces the caller may see.
+func (a *App) namespaceRoles() api.Routes {
+	return auth.RoleRoutes{
+		Service: a.Auth, Base: container.NamespacesPath + ":id/",
+		OperationPrefix: "pulp_container_namespaces", Tags: []string{"Container: Namespaces"},
+		Namespace: func(c echo.Context) (auth.Namespace, error) {
+			st, err := a.Container.VisibleNamespace(c.Request().Context(), c.Param("id"))
+			return auth.Namespace{Name: st.Name, Private: st.Private}, err
+		},
+	}
+}
+
+// coreWriteGuard lets only superusers change the core's generic objects
+// (repositories and their versions, remotes, distributions, tasks) through
+// the REST API, until they have permissions of their own. Creating and
+// changing container distributions is the exception: the container plugin
+// lets the namespace's owners do it (to make an image private, say).
+func coreWriteGuard(next echo.HandlerFunc) echo.HandlerFunc {
+	superuser := auth.RequireSuperuser(next)
+	containerDistributions := api.TypedListHref(api.Distributions, container.TypeDistribution)
+	return func(c echo.Context) error {
+		if c.Request().Method != http.MethodDelete && strings.HasPrefix(c.Path(), containerDistributions) {
+			return next(c)
+		}
+		return superuser(c)
+	}
 }
 
 // Work runs a task worker (Redis mode) until ctx ends.

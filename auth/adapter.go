@@ -124,5 +124,13 @@ func buildPolicy(snap *policySnapshot) (*policy, error) {
 	for _, mb := range snap.members {
 		groups[mb.UserID] = append(groups[mb.UserID], mb.GroupID)
 	}
-	return &policy{version: snap.version, enforcer: e, groups: groups}, nil
+	held := map[string][]bindingRule{}
+	for _, id := range snap.superusers {
+		sub := subjectKey(SubjectUser, id)
+		held[sub] = append(held[sub], bindingRule{Subject: sub, Role: string(roleSuperuser), Object: globalObject})
+	}
+	for _, b := range snap.bindings {
+		held[b.Subject] = append(held[b.Subject], b)
+	}
+	return &policy{version: snap.version, enforcer: e, groups: groups, held: held}, nil
 }

@@ -24,15 +24,18 @@
 //	e.IPExtractor = echo.ExtractIPDirect() // or ExtractIPFromXFFHeader(trusted proxies): rate limits key on it
 //	e.GET("/token", svc.TokenHandler)
 //	e.POST("/token", svc.TokenHandler)
-//	svc.MountPulp(e.Group("/pulp/api/v3"))  // users/, groups/, me/
-//	svc.MountTokens(e.Group("/api/v1"))     // tokens/
-//	api := e.Group("/pulp/api/v3", svc.Authenticate) // other REST routes: auth.PrincipalFrom(ctx)
+//	srv, err := api.New(api.Deps{ // REST routes, each documented in the OpenAPI document
+//		Middleware: []echo.MiddlewareFunc{svc.Authenticate}, // handlers read auth.PrincipalFrom(ctx)
+//		Routes: []api.Routes{
+//			svc, // users/, groups/, me/ under /pulp/api/v3/; tokens/ under /api/v1/
+//			auth.RoleRoutes{Service: svc, Base: ".../namespaces/:id/", Namespace: nsFunc}, // add_role/, owners/ …
+//		}, …})
 //
-// The container plugin authorizes each /v2/ request with
+// The container plugin's /v2/ requests are authorized with
 // svc.AuthorizeRegistry(c, auth.RegistryRequest{Scope: auth.RepositoryScope(name, auth.ActionPull)}),
-// calls svc.GrantCreator when a push or an API call creates a namespace,
-// checks API actions with svc.Authorizer().Require, and mounts
-// svc.MountRoles and svc.MountOwners on its namespace routes.
+// svc.GrantCreator is called when a push or an API call creates a
+// namespace, and API actions are checked with svc.Authorizer().Can (the
+// application's glue maps the plugin's questions to these calls).
 package auth
 
 import (

@@ -3,20 +3,22 @@ package auth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/core"
 )
 
 // Where the REST handlers are mounted; hrefs are built from these.
 const (
-	PulpRoot = "/pulp/api/v3/"
+	PulpRoot = api.Prefix
 	APIRoot  = "/api/v1/"
 )
 
@@ -111,34 +113,28 @@ func listQuery(c echo.Context, fields map[string]fieldKind) (core.ListQuery, err
 	return q, v.Err()
 }
 
-// page is Pulp's list envelope.
-type page[T any] struct {
-	Count    int64   `json:"count"`
-	Next     *string `json:"next"`
-	Previous *string `json:"previous"`
-	Results  []T     `json:"results"`
-}
-
-func newPage[T any](c echo.Context, q core.ListQuery, total int64, results []T) page[T] {
-	limit := q.Limit
-	if limit == 0 {
-		limit = core.DefaultLimit
+// listParams documents the query parameters listQuery reads for fields.
+func listParams(fields map[string]fieldKind) []api.Param {
+	ps := []api.Param{
+		{Name: "limit", Type: "integer", Doc: fmt.Sprintf("Number of results to return per page (default %d).", core.DefaultLimit)},
+		{Name: "offset", Type: "integer", Doc: "The initial index from which to return the results."},
+		{Name: "ordering", Doc: "Comma-separated fields to order by, each optionally prefixed with '-' for descending."},
 	}
-	link := func(offset int) *string {
-		u := url.URL{Scheme: c.Scheme(), Host: c.Request().Host, Path: c.Request().URL.Path}
-		vals := c.QueryParams()
-		vals.Set("limit", strconv.Itoa(limit))
-		vals.Set("offset", strconv.Itoa(offset))
-		u.RawQuery = vals.Encode()
-		s := u.String()
-		return &s
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
 	}
-	p := page[T]{Count: total, Results: results}
-	if int64(q.Offset+limit) < total {
-		p.Next = link(q.Offset + limit)
+	sort.Strings(names)
+	for _, n := range names {
+		if fields[n] == boolField {
+			ps = append(ps, api.Param{Name: n, Type: "boolean"})
+			continue
+		}
+		ps = append(ps, api.Param{Name: n})
+		for _, op := range []string{api.Contains, api.IContains, api.StartsWith} {
+			ps = append(ps, api.Param{Name: n + "__" + op})
+		}
+		ps = append(ps, api.Param{Name: n + "__in", Doc: "Comma-separated values."})
 	}
-	if q.Offset > 0 {
-		p.Previous = link(max(0, q.Offset-limit))
-	}
-	return p
+	return ps
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/core"
 )
 
@@ -37,11 +38,16 @@ func (s *Service) handleListGroups(c echo.Context) error {
 	for i := range groups {
 		views[i] = newGroupView(&groups[i])
 	}
-	return c.JSON(http.StatusOK, newPage(c, q, total, views))
+	return c.JSON(http.StatusOK, api.NewPage(c, q, total, views))
 }
 
 type groupBody struct {
-	Name *string `json:"name"`
+	Name *string `json:"name" doc:"Unique; required to create a group."`
+}
+
+// memberBody adds a user to a group.
+type memberBody struct {
+	Username string `json:"username" api:"required"`
 }
 
 func (s *Service) handleCreateGroup(c echo.Context) error {
@@ -106,14 +112,12 @@ func (s *Service) handleListMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newPage(c, q, total, views))
+	return c.JSON(http.StatusOK, api.NewPage(c, q, total, views))
 }
 
 func (s *Service) handleAddMember(c echo.Context) error {
 	ctx := c.Request().Context()
-	var b struct {
-		Username string `json:"username"`
-	}
+	var b memberBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}

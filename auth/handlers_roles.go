@@ -18,38 +18,6 @@ import (
 // an error matching core.ErrNotFound for an unknown namespace.
 type NamespaceFunc func(c echo.Context) (Namespace, error)
 
-// MountRoles registers Pulp's role routes for a namespace object on g, the
-// object's route group (for instance
-// /pulp/api/v3/pulp_container/namespaces/:id):
-//
-//	add_role/        POST {"role", "users": [...], "groups": [...]}  (manage_roles)
-//	remove_role/     POST, same body                                  (manage_roles)
-//	list_roles/      GET {"roles": [{"role", "users", "groups"}]}     (manage_roles)
-//	my_permissions/  GET {"permissions": [...]}                       (anyone)
-//
-// Roles are owner, collaborator and consumer (Pulp's
-// container.containernamespace_* names are accepted too).
-func (s *Service) MountRoles(g *echo.Group, ns NamespaceFunc) {
-	h := roleHandlers{s: s, ns: ns}
-	g.POST("/add_role/", h.addRole, s.Authenticate)
-	g.POST("/remove_role/", h.removeRole, s.Authenticate)
-	g.GET("/list_roles/", h.listRoles, s.Authenticate)
-	g.GET("/my_permissions/", h.myPermissions, s.Authenticate)
-}
-
-// MountOwners registers Galaxy's "Owners" routes on g: the groups that hold
-// roles on the namespace.
-//
-//	owners/          GET {"groups": [{"id", "name", "object_roles"}]}   (pull)
-//	owners/          POST {"name", "object_roles": [...]}               (manage_roles)
-//	owners/{group}/  DELETE: the group's roles on the namespace         (manage_roles)
-func (s *Service) MountOwners(g *echo.Group, ns NamespaceFunc) {
-	h := roleHandlers{s: s, ns: ns}
-	g.GET("/owners/", h.listOwners, s.Authenticate)
-	g.POST("/owners/", h.addOwner, s.Authenticate)
-	g.DELETE("/owners/:group/", h.removeOwner, s.Authenticate)
-}
-
 type roleHandlers struct {
 	s  *Service
 	ns NamespaceFunc
@@ -71,10 +39,20 @@ func (h roleHandlers) namespace(c echo.Context, act Action) (Namespace, error) {
 
 // roleBody is Pulp's add_role/remove_role body, and a list_roles entry.
 type roleBody struct {
-	Role           Role     `json:"role"`
-	Users          []string `json:"users"`
-	Groups         []string `json:"groups"`
-	PermanentUsers []string `json:"permanent_users,omitempty"`
+	Role           Role     `json:"role" doc:"owner, collaborator or consumer (Pulp's container.containernamespace_* names are accepted too)."`
+	Users          []string `json:"users" doc:"Usernames."`
+	Groups         []string `json:"groups" doc:"Group names."`
+	PermanentUsers []string `json:"permanent_users,omitempty" api:"readonly" doc:"Users whose role cannot be removed: the namespace's creator."`
+}
+
+// rolesView is the list_roles answer.
+type rolesView struct {
+	Roles []roleBody `json:"roles"`
+}
+
+// permissionsView is the my_permissions answer.
+type permissionsView struct {
+	Permissions []Action `json:"permissions" doc:"The actions the caller may do on the object."`
 }
 
 // namedSubject is a subject with the name the request gave it.
@@ -223,7 +201,7 @@ func (h roleHandlers) listRoles(c echo.Context) error {
 			roles = append(roles, e)
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"roles": roles})
+	return c.JSON(http.StatusOK, rolesView{Roles: roles})
 }
 
 func (h roleHandlers) myPermissions(c echo.Context) error {
@@ -236,7 +214,7 @@ func (h roleHandlers) myPermissions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"permissions": perms})
+	return c.JSON(http.StatusOK, permissionsView{Permissions: perms})
 }
 
 // ownerView is one group holding roles on a namespace (Galaxy's shape).
@@ -244,6 +222,17 @@ type ownerView struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	ObjectRoles []Role `json:"object_roles"`
+}
+
+// ownersView is the owners/ answer.
+type ownersView struct {
+	Groups []ownerView `json:"groups"`
+}
+
+// ownerBody adds a group to a namespace's owners.
+type ownerBody struct {
+	Name        string   `json:"name" api:"required" doc:"The group's name."`
+	ObjectRoles []string `json:"object_roles" doc:"Roles to grant; default [owner]."`
 }
 
 func groupOwners(bindings []RoleBinding) []ownerView {
@@ -272,7 +261,7 @@ func (h roleHandlers) listOwners(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"groups": groupOwners(bindings)})
+	return c.JSON(http.StatusOK, ownersView{Groups: groupOwners(bindings)})
 }
 
 func (h roleHandlers) addOwner(c echo.Context) error {
@@ -281,10 +270,7 @@ func (h roleHandlers) addOwner(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Name        string   `json:"name"`
-		ObjectRoles []string `json:"object_roles"`
-	}
+	var b ownerBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}

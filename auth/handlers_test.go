@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/core"
 )
@@ -84,11 +85,20 @@ func TestRESTHandlers(t *testing.T) {
 			return auth.Namespace{Name: name, Private: private}, nil
 		}
 		e := testEcho(t)
-		s.MountPulp(e.Group("/pulp/api/v3"))
-		s.MountTokens(e.Group("/api/v1"))
-		nsg := e.Group("/pulp/api/v3/pulp_container/namespaces/:name")
-		s.MountRoles(nsg, nsFunc)
-		s.MountOwners(nsg, nsFunc)
+		doc := api.NewDoc("test", "test")
+		rt := api.NewRouter(e, doc)
+		s.APIRoutes(rt)
+		auth.RoleRoutes{Service: s, Base: "/pulp/api/v3/pulp_container/namespaces/:name/", OperationPrefix: "namespaces",
+			Namespace: nsFunc}.APIRoutes(rt)
+		if err := rt.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if missing := api.Undocumented(e, doc); len(missing) > 0 {
+			t.Fatalf("routes missing from the OpenAPI document: %v", missing)
+		}
+		if n := len(doc.Operations()); n != 27 {
+			t.Fatalf("%d operations documented, want 27", n)
+		}
 		srv := httptest.NewServer(e)
 		defer srv.Close()
 		c := &restClient{t: t, srv: srv}

@@ -8,25 +8,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/core"
 )
 
-// MountTokens registers the personal token routes on g, which must be
-// mounted at APIRoot (/api/v1). Each user sees and revokes only their own
-// tokens (superusers: any token by ID).
-//
-//	tokens/        GET list, POST {"name", "kind": "api"|"registry", "expires_in": seconds}
-//	tokens/{id}/   GET, DELETE (revoke)
-//
-// The POST answer is the only one that carries the token's value ("token");
-// for a registry login token it also names the registry host and username
-// to give podman login.
-func (s *Service) MountTokens(g *echo.Group) {
-	mw := []echo.MiddlewareFunc{s.Authenticate, RequireAuthenticated}
-	g.GET("/tokens/", s.handleListTokens, mw...)
-	g.POST("/tokens/", s.handleCreateToken, mw...)
-	g.GET("/tokens/:id/", s.handleGetToken, mw...)
-	g.DELETE("/tokens/:id/", s.handleRevokeToken, mw...)
+// tokenBody asks for a new token.
+type tokenBody struct {
+	Name      string    `json:"name" doc:"What the token is for."`
+	Kind      TokenKind `json:"kind" enum:"api,registry" doc:"api (default): a personal API token; registry: a login token for podman/docker login."`
+	ExpiresIn int64     `json:"expires_in" doc:"Lifetime in seconds; 0 for the default."`
 }
 
 // tokenView is a token without its value.
@@ -70,16 +60,12 @@ func (s *Service) handleListTokens(c echo.Context) error {
 	for i := range tokens {
 		views[i] = newTokenView(&tokens[i])
 	}
-	return c.JSON(http.StatusOK, newPage(c, q, total, views))
+	return c.JSON(http.StatusOK, api.NewPage(c, q, total, views))
 }
 
 func (s *Service) handleCreateToken(c echo.Context) error {
 	ctx := c.Request().Context()
-	var b struct {
-		Name      string    `json:"name"`
-		Kind      TokenKind `json:"kind"`
-		ExpiresIn int64     `json:"expires_in"`
-	}
+	var b tokenBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
 	}

@@ -7,40 +7,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/core"
 )
-
-// MountPulp registers the core's identity routes on g, which must be
-// mounted at PulpRoot (/pulp/api/v3):
-//
-//	users/                      GET list, POST create          (manage_users: superusers)
-//	users/{id}/                 GET, PUT/PATCH, DELETE         (manage_users)
-//	groups/                     GET list, POST create          (manage_users)
-//	groups/{id}/                GET, PUT/PATCH, DELETE         (manage_users)
-//	groups/{id}/users/          GET members, POST {"username"} (manage_users)
-//	groups/{id}/users/{uid}/    DELETE                         (manage_users)
-//	me/                         GET the current user and its global permissions
-func (s *Service) MountPulp(g *echo.Group) {
-	admin := []echo.MiddlewareFunc{s.Authenticate, s.RequireAction(ActionManageUsers)}
-	g.GET("/users/", s.handleListUsers, admin...)
-	g.POST("/users/", s.handleCreateUser, admin...)
-	g.GET("/users/:id/", s.handleGetUser, admin...)
-	g.PUT("/users/:id/", s.handleUpdateUser, admin...)
-	g.PATCH("/users/:id/", s.handleUpdateUser, admin...)
-	g.DELETE("/users/:id/", s.handleDeleteUser, admin...)
-
-	g.GET("/groups/", s.handleListGroups, admin...)
-	g.POST("/groups/", s.handleCreateGroup, admin...)
-	g.GET("/groups/:id/", s.handleGetGroup, admin...)
-	g.PUT("/groups/:id/", s.handleUpdateGroup, admin...)
-	g.PATCH("/groups/:id/", s.handleUpdateGroup, admin...)
-	g.DELETE("/groups/:id/", s.handleDeleteGroup, admin...)
-	g.GET("/groups/:id/users/", s.handleListMembers, admin...)
-	g.POST("/groups/:id/users/", s.handleAddMember, admin...)
-	g.DELETE("/groups/:id/users/:user_id/", s.handleRemoveMember, admin...)
-
-	g.GET("/me/", s.handleMe, s.Authenticate, RequireAuthenticated)
-}
 
 func userHref(id string) string  { return PulpRoot + "users/" + id + "/" }
 func groupHref(id string) string { return PulpRoot + "groups/" + id + "/" }
@@ -122,13 +91,13 @@ func (s *Service) handleListUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newPage(c, q, total, views))
+	return c.JSON(http.StatusOK, api.NewPage(c, q, total, views))
 }
 
 // userBody is a user as clients write it.
 type userBody struct {
-	Username    *string `json:"username"`
-	Password    *string `json:"password"`
+	Username    *string `json:"username" doc:"Unique (case-insensitively); required to create a user."`
+	Password    *string `json:"password" api:"writeonly" doc:"Never shown; hidden_fields tells whether one is set."`
 	FirstName   *string `json:"first_name"`
 	LastName    *string `json:"last_name"`
 	Email       *string `json:"email"`

@@ -182,7 +182,8 @@ func newAuthorizer(st *store, pushCreates bool, refresh time.Duration, now func(
 type policy struct {
 	version  int64
 	enforcer *casbin.Enforcer
-	groups   map[string][]string // user ID → group IDs
+	groups   map[string][]string      // user ID → group IDs
+	held     map[string][]bindingRule // subject key → its bindings (superusers': global)
 }
 
 func (p *policy) subjects(userID string) []string {
@@ -317,6 +318,41 @@ func (a *Authorizer) Require(ctx context.Context, p *Principal, act Action, ns N
 	default:
 		return fmt.Errorf("%s on namespace %q: %w", act, ns.Name, core.ErrForbidden)
 	}
+}
+
+// Namespaces tells where p holds a role granting the namespace action act,
+// itself or through a group: everywhere (all, for superusers), or on the
+// namespaces named, sorted. Anonymous principals hold none. What is open to
+// everyone (pulls of public namespaces) is not counted: only the plugin that
+// owns namespaces knows which are public. Lists filtered by visibility use
+// it, so that they need not ask Can about every namespace.
+func (a *Authorizer) Namespaces(ctx context.Context, p *Principal, act Action) (names []string, all bool, err error) {
+	if act.IsGlobal() || !act.valid() {
+		return nil, false, core.Invalid("action", "%q is not a namespace action", act)
+	}
+	if p.IsAnonymous() {
+		return []string{}, false, nil
+	}
+	pol, err := a.current(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	names = []string{}
+	for _, sub := range pol.subjects(p.UserID) {
+		for _, b := range pol.held[sub] {
+			if !slices.Contains(roleActions[Role(b.Role)], act) {
+				continue
+			}
+			if b.Object == globalObject {
+				return nil, true, nil
+			}
+			if ns, ok := strings.CutPrefix(b.Object, NamespaceObject("")); ok && !slices.Contains(names, ns) {
+				names = append(names, ns)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, false, nil
 }
 
 // Permissions lists the namespace actions p may do on ns.

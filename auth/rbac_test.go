@@ -98,6 +98,19 @@ func TestPermissionTable(t *testing.T) {
 					t.Errorf("%s via %s, private=%v: Permissions = %v, want %v", r.who, r.via, private, perms, want)
 				}
 			}
+			// Namespaces agrees with Can on the private namespace (where
+			// nothing is open to all), for every action.
+			for _, act := range actions {
+				names, everywhere, err := s.Authorizer().Namespaces(ctx, p, act)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := slices.Contains(strings.Fields(r.private), string(act))
+				got := everywhere || slices.Contains(names, "team")
+				if got != want || slices.Contains(names, "elsewhere") || (everywhere && r.who != "superuser") {
+					t.Errorf("%s via %s: Namespaces(%s) = %v, all=%v; want team=%v", r.who, r.via, act, names, everywhere, want)
+				}
+			}
 			for _, act := range auth.GlobalActions() {
 				got, err := s.Authorizer().Can(ctx, p, act, auth.Namespace{})
 				if err != nil {

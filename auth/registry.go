@@ -167,11 +167,26 @@ func (s *Service) registryPrincipal(c echo.Context, req RegistryRequest) (*Princ
 			return nil, s.challengeErr("invalid_token", "token expired", req.Scope)
 		}
 		if !claims.Allows(req.Scope) {
-			return nil, s.challengeErr("insufficient_scope", "token does not grant "+req.Scope.String(), req.Scope)
+			return nil, s.challengeErr("insufficient_scope", scopeRefusal(claims, req.Scope), req.Scope)
 		}
 		return claims.Principal(), nil
 	}
 	return nil, s.challengeErr("invalid_request", "unsupported authorization scheme", req.Scope)
+}
+
+// scopeRefusal says why a token falls short of need, in words a podman or
+// docker user can act on.
+func scopeRefusal(claims *Claims, need Scope) string {
+	if need.Type != ScopeRepository {
+		return "the token does not grant " + need.String()
+	}
+	what := strings.Join(need.Actions, "/") + " " + need.Name
+	if claims.Subject == "" {
+		return fmt.Sprintf("authentication required: anonymous users may not %s; log in (podman login) as a user with a role on namespace %q (the token does not grant %s)",
+			what, NamespaceOf(need.Name), need.String())
+	}
+	return fmt.Sprintf("access denied: user %s may not %s; a role on namespace %q is needed (the token does not grant %s)",
+		claims.Username, what, NamespaceOf(need.Name), need.String())
 }
 
 // tokenResponse is the token endpoint's answer, in the shape of Docker's

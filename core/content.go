@@ -2,24 +2,43 @@ package core
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm/clause"
 )
 
 // GetOrCreateArtifact records a stored file by digest; an existing row is
 // returned as it is. created tells whether this call inserted it.
+//
+// Inside a transaction the row returned is locked against orphan cleanup
+// (PostgreSQL: FOR KEY SHARE; SQLite's write transaction serializes
+// anyway) until the transaction ends, so that the caller may reference it.
+// A row that orphan cleanup removes between the insert and the lock is
+// inserted anew.
 func (s *Store) GetOrCreateArtifact(ctx context.Context, digest string, size int64) (*Artifact, bool, error) {
-	a := &Artifact{ID: NewID(), Digest: digest, Size: size, CreatedAt: now()}
-	res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "digest"}}, DoNothing: true}).Create(a)
-	if res.Error != nil {
-		return nil, false, Translate(res.Error)
+	for attempt := 1; ; attempt++ {
+		a := &Artifact{ID: NewID(), Digest: digest, Size: size, CreatedAt: now()}
+		res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "digest"}}, DoNothing: true}).Create(a)
+		if res.Error != nil {
+			return nil, false, Translate(res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return a, true, nil
+		}
+		var got Artifact
+		err := first(s.shareLock(s.DB(ctx)), &got, "artifact", digest, "digest = ?", digest)
+		if err == nil {
+			return &got, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) || attempt == maxReuseAttempts {
+			return nil, false, err
+		}
 	}
-	if res.RowsAffected == 1 {
-		return a, true, nil
-	}
-	got, err := s.ArtifactByDigest(ctx, digest)
-	return got, false, err
 }
+
+// maxReuseAttempts bounds how often GetOrCreate* insert again a row that
+// orphan cleanup removed under them.
+const maxReuseAttempts = 3
 
 // ArtifactByDigest finds an artifact.
 func (s *Store) ArtifactByDigest(ctx context.Context, digest string) (*Artifact, error) {
@@ -31,18 +50,28 @@ func (s *Store) ArtifactByDigest(ctx context.Context, digest string) (*Artifact,
 }
 
 // GetOrCreateContent returns the content of type typ with naturalKey,
-// inserting it when new. Concurrent callers get the same row.
+// inserting it when new. Concurrent callers get the same row. Inside a
+// transaction the row returned is locked against orphan cleanup until the
+// transaction ends, as GetOrCreateArtifact's.
 func (s *Store) GetOrCreateContent(ctx context.Context, typ, naturalKey string) (*Content, bool, error) {
-	c := &Content{ID: NewID(), Type: typ, NaturalKey: naturalKey, CreatedAt: now()}
-	res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "type"}, {Name: "natural_key"}}, DoNothing: true}).Create(c)
-	if res.Error != nil {
-		return nil, false, Translate(res.Error)
+	for attempt := 1; ; attempt++ {
+		c := &Content{ID: NewID(), Type: typ, NaturalKey: naturalKey, CreatedAt: now()}
+		res := s.DB(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "type"}, {Name: "natural_key"}}, DoNothing: true}).Create(c)
+		if res.Error != nil {
+			return nil, false, Translate(res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return c, true, nil
+		}
+		var got Content
+		err := first(s.shareLock(s.DB(ctx)), &got, typ, naturalKey, "type = ? AND natural_key = ?", typ, naturalKey)
+		if err == nil {
+			return &got, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) || attempt == maxReuseAttempts {
+			return nil, false, err
+		}
 	}
-	if res.RowsAffected == 1 {
-		return c, true, nil
-	}
-	got, err := s.ContentByKey(ctx, typ, naturalKey)
-	return got, false, err
 }
 
 // ContentByKey finds content by its type and natural key.

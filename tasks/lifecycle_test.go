@@ -304,6 +304,18 @@ func TestWorkerNameInUse(t *testing.T) {
 		q := tasks.NewMemoryQueue()
 		name := testdb.Name("worker")
 		startWorker(t, g, q, reg, fast(tasks.WithName(name))...)
+		// The first worker must have registered before its twin tries: under
+		// load its goroutine may start late, and then the twin would win.
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			if w, err := tasks.GetWorker(context.Background(), g, name); err == nil && w.Online {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %s did not register within %v", name, waitTimeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		twin, err := tasks.NewWorker(g, q, reg, fast(tasks.WithName(name))...)
 		if err != nil {
 			t.Fatal(err)

@@ -47,6 +47,20 @@ type benchServer struct {
 	Label string // how the report names it
 	URL   string // http://host:port
 	PID   int    // the server process, for /proc
+	// Exited says how the process ended, or "" while it runs.
+	Exited func() string
+}
+
+// exitState describes a finished process once done is closed.
+func exitState(cmd *exec.Cmd, done <-chan struct{}) func() string {
+	return func() string {
+		select {
+		case <-done:
+			return cmd.ProcessState.String()
+		default:
+			return ""
+		}
+	}
 }
 
 // ---- the reference registry ----
@@ -107,7 +121,7 @@ http:
 			t.Logf("---- %s output ----\n%s", label, tail(logs.String(), 100))
 		}
 	})
-	s := &benchServer{Label: label, URL: "http://" + addr, PID: cmd.Process.Pid}
+	s := &benchServer{Label: label, URL: "http://" + addr, PID: cmd.Process.Pid, Exited: exitState(cmd, done)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/v2/")
@@ -145,12 +159,9 @@ type regClient struct {
 	// the shared CPUs stays small.
 	buffers sync.Pool
 
-	mu        sync.Mutex
-	scheme    string // "" (no auth seen), "basic" or "bearer"
-	realm     string
-	service   string
-	tokens    map[string]string // repository ("" for /v2/) -> token
-	tokenGets int
+	mu     sync.Mutex
+	scheme string            // "" (no auth seen), "basic" or "bearer"
+	tokens map[string]string // repository ("" for /v2/) -> token
 }
 
 func newRegClient(t testing.TB, base, user, pass string) *regClient {
@@ -310,9 +321,8 @@ func (c *regClient) authenticate(ctx context.Context, repo, challenge string) er
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.scheme, c.realm, c.service = "bearer", params["realm"], params["service"]
+	c.scheme = "bearer"
 	c.tokens[repo] = tok.Token
-	c.tokenGets++
 	return nil
 }
 
@@ -322,7 +332,7 @@ func (c *regClient) authMode() string {
 	defer c.mu.Unlock()
 	switch c.scheme {
 	case "bearer":
-		return fmt.Sprintf("bearer token (realm %s)", c.realm)
+		return "bearer token"
 	case "basic":
 		return "basic"
 	}

@@ -58,6 +58,8 @@ type Options struct {
 	Checks api.Checks
 	// Middleware guards the non-public routes (api.Deps.Middleware).
 	Middleware []echo.MiddlewareFunc
+	// WriteGuard guards the core's writes (api.Deps.WriteGuard).
+	WriteGuard echo.MiddlewareFunc
 	// Version is the version the server reports (default "test").
 	Version string
 }
@@ -146,7 +148,7 @@ func New(t testing.TB, g *gorm.DB, opts Options) *Env {
 	}
 	srv, err := api.New(api.Deps{
 		Store: store, Registry: reg, Tasks: ts, Version: version, Checks: opts.Checks,
-		Log: log, Middleware: opts.Middleware, Routes: opts.Routes,
+		Log: log, Middleware: opts.Middleware, WriteGuard: opts.WriteGuard, Routes: opts.Routes,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,10 @@ help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+	})
 	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newAdminCmd())
+	root.AddCommand(clientCommands()...)
 	return root
 }

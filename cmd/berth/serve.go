@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/app"
+	"github.com/berth-dev/berth/internal/config"
 )
 
 func newServeCmd() *cobra.Command {
@@ -36,6 +37,7 @@ inside this process. With it, they run on 'berth worker' processes.`,
 	cmd.Flags().StringVar(&d.AdminPassword, "admin-password", e.String("ADMIN_PASSWORD", ""), "password of the first admin user; random and printed once if unset (BERTH_ADMIN_PASSWORD)")
 	cmd.Flags().IntVar(&d.Workers, "workers", e.Int("WORKERS", 2), "concurrent tasks of the in-process workers when there is no Redis (BERTH_WORKERS)")
 	cmd.Flags().BoolVar(&d.AccessLog, "access-log", e.Bool("ACCESS_LOG", true), "log one line per HTTP request (BERTH_ACCESS_LOG)")
+	cmd.Flags().StringSliceVar(&d.ControllerURLs, "controller-urls", config.SplitList(e.String("CONTROLLER_URLS", "")), "Ansible controller URLs (comma-separated) that \"Use in Controller\" links of execution environments open (BERTH_CONTROLLER_URLS)")
 	return cmd
 }
 

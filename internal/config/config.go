@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,28 @@ type Config struct {
 	WorkerTimeout time.Duration // BERTH_WORKER_TIMEOUT: a worker silent this long is lost
 	AccessLog     bool          // BERTH_ACCESS_LOG
 	TestPlugin    bool          // BERTH_TEST_PLUGIN: registers test-only task handlers (end-to-end tests)
+
+	// Deletions that free storage: how often orphans are cleaned up (0:
+	// never by itself) and how long an orphan is kept first, how often
+	// stored retention policies are applied (0: never), and how many
+	// versions the repositories pushes create keep (0: all).
+	OrphanCleanupInterval time.Duration // BERTH_ORPHAN_CLEANUP_INTERVAL
+	OrphanProtection      time.Duration // BERTH_ORPHAN_PROTECTION_TIME
+	RetentionInterval     time.Duration // BERTH_RETENTION_INTERVAL
+	PushRetainVersions    int           // BERTH_PUSH_RETAIN_VERSIONS
+	// TestOrphanPause slows orphan cleanup down after each file it removes,
+	// so that end-to-end tests can interrupt one (hidden).
+	TestOrphanPause time.Duration // BERTH_TEST_ORPHAN_PAUSE
+
+	// ControllerURLs are the Ansible controllers that "Use in Controller"
+	// links of execution environments point into.
+	ControllerURLs []string // BERTH_CONTROLLER_URLS: comma-separated http(s) URLs
+
+	// Image builds: Berth's registry as builds reach it (host:port; empty:
+	// the listen address, see BuildPushRegistry), and the registries they
+	// may reach over plain HTTP or unverified TLS.
+	BuildRegistry           string   // BERTH_BUILD_REGISTRY
+	BuildInsecureRegistries []string // BERTH_BUILD_INSECURE_REGISTRIES: comma-separated host:port
 }
 
 // Default returns the embedded defaults.
@@ -48,6 +71,11 @@ func Default() Config {
 		Heartbeat:     5 * time.Second,
 		WorkerTimeout: 30 * time.Second,
 		AccessLog:     true,
+
+		OrphanCleanupInterval: 24 * time.Hour,
+		OrphanProtection:      24 * time.Hour,
+		RetentionInterval:     24 * time.Hour,
+		PushRetainVersions:    1,
 	}
 }
 
@@ -155,6 +183,34 @@ func (c *Config) Validate(envProblems ...string) error {
 	if c.BuildWorkers < 0 || c.BuildWorkers > 16 {
 		problems = append(problems, "build workers must be between 0 and 16")
 	}
+	if c.BuildRegistry != "" && !isHostPort(c.BuildRegistry) {
+		problems = append(problems, fmt.Sprintf("build registry %q: want host[:port]", c.BuildRegistry))
+	}
+	for _, h := range c.BuildInsecureRegistries {
+		if !isHostPort(h) {
+			problems = append(problems, fmt.Sprintf("build insecure registry %q: want host[:port]", h))
+		}
+	}
+	for _, u := range c.ControllerURLs {
+		if cu, err := url.Parse(u); err != nil || cu.Host == "" || (cu.Scheme != "http" && cu.Scheme != "https") {
+			problems = append(problems, fmt.Sprintf("controller URL %q: want http(s)://host[/path]", u))
+		}
+	}
+	if c.OrphanCleanupInterval != 0 && c.OrphanCleanupInterval < time.Minute {
+		problems = append(problems, "orphan cleanup interval must be 0 (off) or at least 1m")
+	}
+	if c.OrphanProtection < 0 {
+		problems = append(problems, "orphan protection time must not be negative")
+	}
+	if c.RetentionInterval != 0 && c.RetentionInterval < time.Minute {
+		problems = append(problems, "retention interval must be 0 (off) or at least 1m")
+	}
+	if c.PushRetainVersions < 0 {
+		problems = append(problems, "push retain versions must be 0 (keep all) or more")
+	}
+	if c.TestOrphanPause < 0 || c.TestOrphanPause > time.Minute {
+		problems = append(problems, "test orphan pause must be between 0 and 1m")
+	}
 	if c.UploadExpiry < time.Minute {
 		problems = append(problems, "upload expiry must be at least 1m")
 	}
@@ -165,6 +221,56 @@ func (c *Config) Validate(envProblems ...string) error {
 		return fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// isHostPort reports whether s is a registry host with an optional port:
+// no scheme, path or blanks.
+func isHostPort(s string) bool {
+	if s == "" || strings.ContainsAny(s, "/@ \t") {
+		return false
+	}
+	u, err := url.Parse("//" + s)
+	return err == nil && u.Host == s
+}
+
+// BuildPushRegistry is the host:port that image builds push to (and pull
+// Berth's own images from), and whether it is reached over plain HTTP.
+// Without BuildRegistry it is the listen address, with an unspecified host
+// made loopback; Berth serves plain HTTP there, so it is insecure. A
+// configured registry is insecure when its host is loopback or when it is
+// listed in BuildInsecureRegistries.
+func (c *Config) BuildPushRegistry() (host string, insecure bool) {
+	if c.BuildRegistry == "" {
+		h, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return c.Listen, true
+		}
+		switch h {
+		case "", "0.0.0.0":
+			h = "127.0.0.1"
+		case "::":
+			h = "::1"
+		}
+		return net.JoinHostPort(h, port), true
+	}
+	h := c.BuildRegistry
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	loopback := h == "localhost" || (ip != nil && ip.IsLoopback())
+	return c.BuildRegistry, loopback || slices.Contains(c.BuildInsecureRegistries, c.BuildRegistry)
+}
+
+// SplitList splits a comma-separated list, dropping blanks and empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // StorageDir is the directory of the filesystem blob storage.
@@ -188,7 +294,13 @@ func (c *Config) Sanitize() []any {
 		"listen", c.Listen, "data_dir", c.DataDir, "database", maskURL(c.DatabaseURL, "sqlite (data dir)"),
 		"redis", maskURL(c.RedisURL, "none (in-process tasks)"), "storage", c.StorageDir(), "public_url", c.PublicURL,
 		"secret_key", setOrNot(c.SecretKey, "generated in the data dir"), "admin_password", setOrNot(c.AdminPassword, "unset"), "workers", c.Workers,
+		"build_workers", c.BuildWorkers, "build_registry", buildRegistry(c),
 	}
+}
+
+func buildRegistry(c *Config) string {
+	h, _ := c.BuildPushRegistry()
+	return h
 }
 
 func setOrNot(s, unset string) string {

@@ -29,7 +29,14 @@ func (p *Plugin) getBlob(c echo.Context, r route) error {
 		return err
 	}
 	if c.Request().Method == http.MethodHead {
+		p.touchBlob(ctx, d) // a pusher checking for the blob may reference it soon
 		info, err := p.blobs.Stat(ctx, d)
+		if errors.Is(err, storage.ErrNotFound) {
+			// Synced on_demand: known, fetched on the first GET.
+			if served, err := p.headOnDemand(c, r.name, d); served || err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return p.storageError(d, err)
 		}
@@ -38,6 +45,13 @@ func (p *Plugin) getBlob(c echo.Context, r route) error {
 		return c.NoContent(http.StatusOK)
 	}
 	f, info, err := p.blobs.Open(ctx, d)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Synced on_demand: fetch it from its remote (ondemand.go).
+		if served, err := p.pullThrough(c, r.name, d); served || err != nil {
+			return err
+		}
+		f, info, err = p.blobs.Open(ctx, d)
+	}
 	if err != nil {
 		return p.storageError(d, err)
 	}
@@ -103,6 +117,12 @@ func (p *Plugin) OpenBlob(ctx context.Context, name string, d digest.Digest) (io
 		return nil, storage.Info{}, err
 	}
 	f, info, err := p.blobs.Open(ctx, d)
+	if errors.Is(err, storage.ErrNotFound) {
+		if err := p.ensureStored(ctx, name, d); err != nil {
+			return nil, storage.Info{}, err
+		}
+		f, info, err = p.blobs.Open(ctx, d)
+	}
 	if err != nil {
 		return nil, storage.Info{}, p.storageError(d, err)
 	}

@@ -59,6 +59,13 @@ func (c *caches) invalidate(name string) {
 	c.served.remove(name)
 }
 
+// invalidateServed forgets what every name serves: a distribution changed
+// otherwise than by a push (its privacy, its base path, through the REST API).
+func (c *caches) invalidateServed() {
+	c.gen.Add(1)
+	c.served.clear()
+}
+
 // invalidateNamespace forgets whether namespace ns exists.
 func (c *caches) invalidateNamespace(ns string) {
 	c.gen.Add(1)
@@ -142,6 +149,14 @@ func (c *lru[K, V]) remove(k K) {
 	if el, ok := c.items[k]; ok {
 		c.removeElement(el)
 	}
+}
+
+func (c *lru[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order.Init()
+	clear(c.items)
+	c.cost = 0
 }
 
 func (c *lru[K, V]) removeElement(el *list.Element) {

@@ -7,18 +7,19 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// getCatalog serves GET /v2/_catalog[?n=&last=]: the image names, lexically
-// sorted and paginated with a Link header.
+// getCatalog serves GET /v2/_catalog[?n=&last=]: the image names the
+// caller may pull, lexically sorted and paginated with a Link header.
 func (p *Plugin) getCatalog(c echo.Context, _ route) error {
 	n, last, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	if _, err := p.authorize(c, "", ActionCatalog); err != nil {
+	who, err := p.authorize(c, "", ActionCatalog)
+	if err != nil {
 		return err
 	}
 	page := pageSize(n)
-	names, more, err := p.Catalog(c.Request().Context(), last, page)
+	names, more, err := p.visibleCatalog(c.Request().Context(), who, last, page)
 	if err != nil {
 		return err
 	}
@@ -44,4 +45,40 @@ func (p *Plugin) Catalog(ctx context.Context, last string, n int) (names []strin
 		return names[:n], true, nil
 	}
 	return names, false, nil
+}
+
+// visibleCatalog is Catalog for who: private images are left out unless who
+// may pull them (Permissions.Readable).
+func (p *Plugin) visibleCatalog(ctx context.Context, who Identity, last string, n int) (names []string, more bool, err error) {
+	v, err := p.visibility(ctx, who)
+	if err != nil {
+		return nil, false, err
+	}
+	if v.All {
+		return p.Catalog(ctx, last, n)
+	}
+	names = []string{}
+	if n <= 0 {
+		return names, false, nil
+	}
+	batch := max(n+1, 100)
+	for {
+		entries, err := catalogEntries(ctx, p.store, last, batch)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range entries {
+			if e.Private && !sees(v, namespaceOf(e.BasePath)) {
+				continue
+			}
+			if len(names) == n {
+				return names, true, nil
+			}
+			names = append(names, e.BasePath)
+		}
+		if len(entries) < batch {
+			return names, false, nil
+		}
+		last = entries[len(entries)-1].BasePath
+	}
 }

@@ -108,6 +108,10 @@ func (p *Plugin) ensureImage(ctx context.Context, tx *core.Store, name string, w
 	switch {
 	case errors.Is(err, core.ErrNotFound):
 		repo = &core.Repository{Type: TypeRepository, Name: name}
+		if p.retain > 0 {
+			n := p.retain
+			repo.RetainRepoVersions = &n
+		}
 		if err := tx.CreateRepository(ctx, repo); err != nil {
 			return nil, "", err
 		}

@@ -24,6 +24,9 @@ type options struct {
 	cacheEntries int
 	cacheBytes   int64
 	latestTTL    time.Duration
+	// pushRetention is retain_repo_versions of the repositories pushes
+	// create; 0 keeps every version.
+	pushRetention int
 }
 
 // Option configures New.
@@ -116,6 +119,19 @@ func WithLatestTTL(d time.Duration) Option {
 			return fmt.Errorf("latest TTL %s: must be between 0 and 1m", d)
 		}
 		o.latestTTL = d
+		return nil
+	}
+}
+
+// WithPushRetention sets retain_repo_versions of the repositories a first
+// push creates (Galaxy NG keeps 1, so that deleting an image and cleaning
+// up orphans frees its storage). 0, the default, keeps every version.
+func WithPushRetention(versions int) Option {
+	return func(o *options) error {
+		if versions < 0 {
+			return fmt.Errorf("push retention %d: must not be negative (0 keeps every version)", versions)
+		}
+		o.pushRetention = versions
 		return nil
 	}
 }

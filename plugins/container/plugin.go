@@ -15,6 +15,10 @@
 //	store*.go       every SQL statement of the plugin
 //	resolve.go, cache.go
 //	                the reads, cached so that warm pulls cost no query
+//	remotes.go, sync.go, ondemand.go, rest_registries.go, extensions.go
+//	                remote registries and remote images, the container.sync
+//	                task mirroring them (upstream/ is its network half), the
+//	                pull-through of blobs synced on_demand, their REST API
 //
 // An image name maps to a distribution whose base path is the name; the
 // distribution serves a container repository. Pushing a manifest creates the
@@ -50,6 +54,12 @@ const (
 	TypeRepository = "container.container"
 	// TypeDistribution is the distribution type serving container images.
 	TypeDistribution = "container.container"
+	// TypeRemote is the remote type a container repository syncs from (one
+	// per remote image; see remotes.go).
+	TypeRemote = "container.container"
+	// TypeRegistry is the remote type of remote registries, whose settings
+	// their remote images' remotes copy.
+	TypeRegistry = "container.registry"
 )
 
 // DefaultUploadExpiry is how long an upload session lives when no
@@ -82,6 +92,9 @@ type Plugin struct {
 	caches   *caches
 	sessions *keyedLocks
 	handlers map[string]map[string]handler
+	remotes  *remoteClients     // upstream clients of syncs and on_demand pulls (ondemand.go)
+	touched  *lru[string, bool] // blobs touched lately (orphans.go)
+	retain   int                // retain_repo_versions of repositories pushes create; 0 keeps all
 }
 
 var _ core.Plugin = (*Plugin)(nil)
@@ -118,6 +131,9 @@ func New(store *core.Store, blobs storage.Driver, opts ...Option) (*Plugin, erro
 		expiry:    o.uploadExpiry,
 		caches:    newCaches(o.cacheEntries, o.cacheBytes, o.latestTTL),
 		sessions:  newKeyedLocks(),
+		remotes:   newRemoteClients(),
+		touched:   newLRU[string, bool](touchedEntries, 0, touchEvery),
+		retain:    o.pushRetention,
 	}
 	p.handlers = p.table()
 	return p, nil
@@ -134,6 +150,7 @@ func (p *Plugin) Types() core.Types {
 	return core.Types{
 		Content:       []string{TypeBlob, TypeManifest, TypeTag},
 		Repositories:  []string{TypeRepository},
+		Remotes:       []string{TypeRemote, TypeRegistry},
 		Distributions: []string{TypeDistribution},
 	}
 }

@@ -153,6 +153,13 @@ func (p *Plugin) finishUpload(ctx context.Context, name, id string, d digest.Dig
 			return storage.Info{}, err
 		}
 	}
+	// The lease keeps orphan cleanup off the file from before it is
+	// committed until its artifact is recorded (see core/orphans.go).
+	lease, err := p.leaseBlob(ctx, d)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	defer p.releaseLease(ctx, d, lease)
 	info, err := u.Commit(ctx, d)
 	switch {
 	case errors.Is(err, storage.ErrDigestMismatch):
@@ -186,6 +193,14 @@ func (p *Plugin) putBlob(ctx context.Context, name string, d digest.Digest, leng
 	if err := p.checkPushable(ctx, name); err != nil {
 		return storage.Info{}, err
 	}
+	if _, err := ParseDigest(d.String()); err != nil {
+		return storage.Info{}, err
+	}
+	lease, err := p.leaseBlob(ctx, d)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	defer p.releaseLease(ctx, d, lease)
 	src := &trackedReader{r: body}
 	info, err := p.blobs.Put(ctx, d, length, src)
 	switch {
@@ -278,10 +293,21 @@ func (p *Plugin) mountBlob(ctx context.Context, name, from string, d digest.Dige
 			}
 			return false, err
 		}
-		if err := p.retry(ctx, "mount blob", func() error { return upsertPending(ctx, p.store, name, d, id) }); err != nil {
-			return false, err
-		}
-		return true, nil
+		mounted := false
+		err = p.retry(ctx, "mount blob", func() error {
+			return p.store.Tx(ctx, func(tx *core.Store) error {
+				// Locked, the blob's content (and so its artifact and file)
+				// cannot go to orphan cleanup before the pending record
+				// protects it; gone already, the client uploads it.
+				live, err := tx.LockContent(ctx, id)
+				if err != nil || len(live) == 0 {
+					return err
+				}
+				mounted = true
+				return upsertPending(ctx, tx, name, d, id)
+			})
+		})
+		return mounted, err
 	}
 	return false, nil
 }

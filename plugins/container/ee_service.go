@@ -1,0 +1,385 @@
+package container
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/core"
+)
+
+// The execution-environment service API (Galaxy NG's views of an image:
+// an image name is a namespace + repository + distribution, and, when
+// mirrored, a remote). The product REST layer (package product) calls it;
+// authorization is the caller's business, as for service.go.
+
+// Visible says which private images a caller may see: all of them, or
+// those of the namespaces named. Public images are seen by everyone.
+type Visible struct {
+	All        bool
+	Namespaces []string
+}
+
+// ExecutionEnvironment is an image name with what serves it.
+type ExecutionEnvironment struct {
+	Name           string
+	Namespace      string
+	Description    string
+	Private        bool
+	DistributionID string
+	// RepositoryID is "" when the distribution serves no repository.
+	RepositoryID string
+	// RemoteID is the remote the repository mirrors, "" for a local image.
+	RemoteID      string
+	LatestVersion int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+func (r eeRow) environment() ExecutionEnvironment {
+	ee := ExecutionEnvironment{Name: r.Name, Namespace: r.Namespace, Private: r.Private, DistributionID: r.DistributionID,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.DistUpdated.UTC()}
+	if r.RepositoryID != nil {
+		ee.RepositoryID = *r.RepositoryID
+	}
+	if r.Description != nil {
+		ee.Description = *r.Description
+	}
+	if r.RemoteID != nil {
+		ee.RemoteID = *r.RemoteID
+	}
+	if r.LatestVersion != nil {
+		ee.LatestVersion = *r.LatestVersion
+	}
+	if r.RepoUpdated != nil && r.RepoUpdated.After(ee.UpdatedAt) {
+		ee.UpdatedAt = r.RepoUpdated.UTC()
+	}
+	return ee
+}
+
+// ListExecutionEnvironments lists the images v may see (filters: name,
+// namespace, remote (bool), private (bool); orderings: name, namespace,
+// pulp_created, pulp_last_updated).
+func (p *Plugin) ListExecutionEnvironments(ctx context.Context, q core.ListQuery, v Visible) ([]ExecutionEnvironment, int64, error) {
+	rows, total, err := listEERows(ctx, p.store, q, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]ExecutionEnvironment, len(rows))
+	for i, r := range rows {
+		out[i] = r.environment()
+	}
+	return out, total, nil
+}
+
+// GetExecutionEnvironment finds an image by name; an unknown name is
+// ErrNameUnknown.
+func (p *Plugin) GetExecutionEnvironment(ctx context.Context, name string) (*ExecutionEnvironment, error) {
+	r, found, err := eeRowByName(ctx, p.store, name)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errorf(ErrNameUnknown, "execution environment %q does not exist", name)
+	}
+	ee := r.environment()
+	return &ee, nil
+}
+
+// LatestTag is the tag to show in a pull string of name: "latest" if
+// there is one, else the tag of the newest manifest. found is false when
+// the image has no tag.
+func (p *Plugin) LatestTag(ctx context.Context, name string) (TagInfo, bool, error) {
+	s, found, err := p.resolve(ctx, name)
+	if err != nil || !found {
+		return TagInfo{}, false, err
+	}
+	return latestTagOf(ctx, p.store, s.RepoID, s.Version)
+}
+
+// ImageFilter selects images of ListImageManifests by digest or tag.
+type ImageFilter struct {
+	Digest string
+	Tag    string
+}
+
+// ListImageManifests lists the images of name newest first: its manifests
+// that are tagged or that no index lists, with their tags. The References
+// of an index are its platform manifests.
+func (p *Plugin) ListImageManifests(ctx context.Context, name string, f ImageFilter, o ListOptions) ([]ManifestInfo, int64, error) {
+	if f.Digest != "" {
+		if _, err := ParseDigest(f.Digest); err != nil {
+			return nil, 0, err
+		}
+	}
+	if f.Tag != "" {
+		if err := ValidateTag(f.Tag); err != nil {
+			return nil, 0, err
+		}
+	}
+	s, err := p.servedOrUnknown(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, total, err := topManifestRows(ctx, p.store, s.RepoID, s.Version, o.limit(), max(o.Offset, 0), f.Digest, f.Tag)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := p.manifestInfos(ctx, s, rows)
+	if err != nil {
+		return nil, 0, err
+	}
+	var indexes []string
+	for _, r := range rows {
+		if r.IsIndex {
+			indexes = append(indexes, r.ContentID)
+		}
+	}
+	refs, err := refsOf(ctx, p.store, indexes)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i, r := range rows {
+		for _, ref := range refs[r.ContentID] {
+			out[i].References = append(out[i].References, Reference{Kind: ref.Kind, Digest: ref.Digest, MediaType: ref.MediaType,
+				Size: ref.Size, OS: ref.OS, Architecture: ref.Architecture, Variant: ref.Variant})
+		}
+	}
+	return out, total, nil
+}
+
+// Change is one tag or manifest a repository version added or removed.
+type Change struct {
+	// Kind is "tag" or "manifest".
+	Kind string
+	// Tag is the tag's name (tags only).
+	Tag string
+	// Digest is the manifest's digest (for a tag: the manifest it names).
+	Digest string
+}
+
+// VersionActivity is what one repository version changed in an image's
+// tags and manifests, when and by whom.
+type VersionActivity struct {
+	Number    int
+	CreatedAt time.Time
+	CreatedBy string
+	Added     []Change
+	Removed   []Change
+}
+
+// Activity lists the versions of name's repository newest first (not
+// version 0) with the tags and manifests each added and removed.
+func (p *Plugin) Activity(ctx context.Context, name string, o ListOptions) ([]VersionActivity, int64, error) {
+	ee, err := p.GetExecutionEnvironment(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ee.RepositoryID == "" {
+		return []VersionActivity{}, 0, nil
+	}
+	vs, total, err := p.store.ListVersions(ctx, ee.RepositoryID, core.ListQuery{
+		Limit: o.limit(), Offset: max(o.Offset, 0), Ordering: []string{"-number"},
+		Filters: []core.Filter{{Field: "number", Op: "gt", Value: 0}},
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	numbers := make([]int, len(vs))
+	out := make([]VersionActivity, len(vs))
+	at := map[int]int{}
+	for i, v := range vs {
+		numbers[i] = v.Number
+		at[v.Number] = i
+		out[i] = VersionActivity{Number: v.Number, CreatedAt: v.CreatedAt.UTC(), CreatedBy: v.CreatedBy, Added: []Change{}, Removed: []Change{}}
+	}
+	rows, err := versionChanges(ctx, p.store, ee.RepositoryID, numbers)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, r := range rows {
+		c := Change{Kind: "manifest"}
+		switch {
+		case r.Type == TypeTag && r.TagName != nil:
+			c.Kind, c.Tag = "tag", *r.TagName
+			if r.TagDigest != nil {
+				c.Digest = *r.TagDigest
+			}
+		case r.ManifestDigest != nil:
+			c.Digest = *r.ManifestDigest
+		default:
+			continue
+		}
+		if i, ok := at[r.VersionAdded]; ok {
+			out[i].Added = append(out[i].Added, c)
+		}
+		if r.VersionRemoved != nil {
+			if i, ok := at[*r.VersionRemoved]; ok {
+				out[i].Removed = append(out[i].Removed, c)
+			}
+		}
+	}
+	return out, total, nil
+}
+
+// ImageRefs lists "name:tag" for every tag of the images v may see (of one
+// image when name is not empty), sorted.
+func (p *Plugin) ImageRefs(ctx context.Context, v Visible, name string) ([]string, error) {
+	rows, err := visibleImageRefs(ctx, p.store, v, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Name + ":" + r.Tag
+	}
+	return out, nil
+}
+
+// RemoveResult tells what RemoveManifest took out of the image.
+type RemoveResult struct {
+	// Manifests are the digests removed: the manifest asked for and, for an
+	// index, its platform manifests that nothing else kept.
+	Manifests []string
+	// Tags are the tags removed.
+	Tags []string
+	// Version is the new repository version.
+	Version int
+}
+
+// RemoveManifest removes an image from name, in one new repository
+// version: the manifest d, every tag naming it, the platform manifests of
+// an index that no tag or other index keeps, and the blobs that no
+// remaining manifest references. (Blob files stay in storage until orphan
+// cleanup finds them unused by every repository.)
+func (p *Plugin) RemoveManifest(ctx context.Context, who Identity, name string, d digest.Digest) (*RemoveResult, error) {
+	if _, err := ParseDigest(d.String()); err != nil {
+		return nil, err
+	}
+	var res *RemoveResult
+	err := p.retry(ctx, "remove manifest", func() error {
+		res = &RemoveResult{}
+		return p.store.Tx(ctx, func(tx *core.Store) error {
+			repo, err := p.existingTarget(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			v, _, err := tx.NewVersion(ctx, repo.ID, who.name(), func(b *core.VersionBuilder) error {
+				return p.stageRemoval(ctx, b, name, d, res)
+			})
+			if err != nil {
+				return err
+			}
+			res.Version = v.Number
+			return nil
+		})
+	})
+	p.caches.invalidate(name)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Info("image removed", "name", name, "digest", d, "manifests", res.Manifests, "tags", res.Tags, "version", res.Version, "user", who.name())
+	return res, nil
+}
+
+func (p *Plugin) stageRemoval(ctx context.Context, b *core.VersionBuilder, name string, d digest.Digest, res *RemoveResult) error {
+	tx, repoID, at := b.Store(), b.Repository().ID, b.Number()
+	have, err := manifestsInVersion(ctx, tx, repoID, at, []string{d.String()})
+	if err != nil {
+		return err
+	}
+	id, ok := have[d.String()]
+	if !ok {
+		return errorf(ErrManifestUnknown, "manifest %s is not in repository %q", d, name)
+	}
+	removed := []string{id}
+	res.Manifests = []string{d.String()}
+	refs, err := refsOf(ctx, tx, []string{id})
+	if err != nil {
+		return err
+	}
+	var children []string
+	for _, r := range refs[id] {
+		if r.Kind == "manifest" {
+			children = append(children, r.Digest)
+		}
+	}
+	if err := p.removeWithTags(ctx, b, id, res); err != nil {
+		return err
+	}
+	// With the index gone, its platform manifests that nothing else keeps go too.
+	orphans, err := untaggedOrphanChildren(ctx, tx, repoID, at, slices.Compact(slices.Sorted(slices.Values(children))))
+	if err != nil {
+		return err
+	}
+	for dg, cid := range orphans {
+		if err := b.Remove(ctx, cid); err != nil {
+			return err
+		}
+		removed = append(removed, cid)
+		res.Manifests = append(res.Manifests, dg)
+	}
+	sort.Strings(res.Manifests[1:])
+	blobs, err := unusedBlobs(ctx, tx, repoID, at, removed)
+	if err != nil {
+		return err
+	}
+	return b.Remove(ctx, blobs...)
+}
+
+// removeWithTags stages the removal of a manifest and its tags.
+func (p *Plugin) removeWithTags(ctx context.Context, b *core.VersionBuilder, manifestID string, res *RemoveResult) error {
+	tx, repoID, at := b.Store(), b.Repository().ID, b.Number()
+	names, err := tagsByManifest(ctx, tx, repoID, at, []string{manifestID})
+	if err != nil {
+		return err
+	}
+	res.Tags = append(res.Tags, names[manifestID]...)
+	tags, err := tagsOfManifest(ctx, tx, repoID, at, manifestID)
+	if err != nil {
+		return err
+	}
+	return b.Remove(ctx, append(tags, manifestID)...)
+}
+
+// DeleteExecutionEnvironment deletes the image name altogether: its
+// distribution, its repository with every version, and the remote it
+// mirrors when no other repository uses that remote. Its namespace stays.
+func (p *Plugin) DeleteExecutionEnvironment(ctx context.Context, who Identity, name string) error {
+	err := p.retry(ctx, "delete image", func() error {
+		return p.store.Tx(ctx, func(tx *core.Store) error {
+			r, found, err := eeRowByName(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return errorf(ErrNameUnknown, "execution environment %q does not exist", name)
+			}
+			if err := tx.DeleteDistribution(ctx, r.DistributionID); err != nil {
+				return err
+			}
+			if r.RepositoryID == nil {
+				return nil
+			}
+			if err := tx.DeleteRepository(ctx, *r.RepositoryID); err != nil {
+				return err
+			}
+			if r.RemoteID == nil {
+				return nil
+			}
+			others, err := repositoriesUsingRemote(ctx, tx, *r.RemoteID, *r.RepositoryID)
+			if err != nil || others > 0 {
+				return err
+			}
+			return tx.DeleteRemote(ctx, *r.RemoteID)
+		})
+	})
+	p.caches.invalidate(name)
+	if err == nil {
+		p.log.Info("execution environment deleted", "name", name, "user", who.name())
+	}
+	return err
+}
