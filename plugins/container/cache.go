@@ -25,6 +25,7 @@ type caches struct {
 	blobs     *lru[string, bool]         // "repo|version|digest" → in version
 	data      *lru[string, manifestData] // manifest digest → bytes (cost-bounded)
 	spaces    *lru[string, bool]         // namespace name → exists (TTL)
+	tags      *lru[string, []string]     // "repo|version" → every tag name, sorted (cost-bounded)
 
 	// gen counts invalidations. A lookup remembers gen before it reads the
 	// database and stores its answer only if gen did not move meanwhile, so
@@ -50,6 +51,7 @@ func newCaches(entries int, dataBytes int64, latestTTL time.Duration) *caches {
 		blobs:     newLRU[string, bool](entries, 0, 0),
 		data:      newLRU[string, manifestData](entries, dataBytes, 0),
 		spaces:    newLRU[string, bool](mutable, 0, latestTTL),
+		tags:      newLRU[string, []string](entries, dataBytes/2, 0),
 	}
 }
 

@@ -3,17 +3,23 @@ package container
 import (
 	"context"
 	"net/http"
+	"sort"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 )
 
 // Page sizes of tags/list and _catalog: without n a page holds defaultPage
-// names; a larger n than maxPage is cut to maxPage (the Link header then
-// leads on, as the spec allows).
+// names (so most clients get every tag in one answer, as from other
+// registries); a larger n than maxPage is cut to maxPage (the Link header
+// then leads on, as the spec allows).
 const (
-	defaultPage = 1000
-	maxPage     = 10000
+	defaultPage = 50000
+	maxPage     = 50000
 )
+
+// maxCachedTags is the largest tag list kept whole in memory per version.
+const maxCachedTags = 100000
 
 // getTags serves GET /v2/<name>/tags/list[?n=&last=], lexically sorted and
 // paginated with a Link header.
@@ -64,6 +70,22 @@ func (p *Plugin) TagNames(ctx context.Context, name, last string, n int) (tags [
 	if n <= 0 {
 		return []string{}, false, nil
 	}
+	all, err := p.versionTags(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+	if all != nil {
+		// A page is a slice of the version's sorted list: no query at all.
+		i := sort.SearchStrings(all, last)
+		if i < len(all) && all[i] == last {
+			i++
+		}
+		rest := all[i:]
+		if len(rest) > n {
+			return rest[:n:n], true, nil
+		}
+		return rest[:len(rest):len(rest)], false, nil
+	}
 	tags, err = tagNames(ctx, p.store, s.RepoID, s.Version, last, n+1)
 	if err != nil {
 		return nil, false, err
@@ -72,4 +94,25 @@ func (p *Plugin) TagNames(ctx context.Context, name, last string, n int) (tags [
 		return tags[:n], true, nil
 	}
 	return tags, false, nil
+}
+
+// versionTags returns every tag name of a version, sorted, from the cache or
+// one query (versions are immutable, so the list is never stale). It returns
+// nil when the version has more than maxCachedTags tags: those repositories
+// are paged by the database instead.
+func (p *Plugin) versionTags(ctx context.Context, s served) ([]string, error) {
+	key := s.RepoID + "|" + strconv.Itoa(s.Version)
+	if all, ok := p.caches.tags.get(key); ok {
+		return all, nil
+	}
+	all, err := tagNames(ctx, p.store, s.RepoID, s.Version, "", maxCachedTags+1)
+	if err != nil || len(all) > maxCachedTags {
+		return nil, err
+	}
+	var cost int64
+	for _, t := range all {
+		cost += int64(len(t)) + 16
+	}
+	p.caches.tags.put(key, all, cost)
+	return all, nil
 }
