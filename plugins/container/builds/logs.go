@@ -124,7 +124,7 @@ func (w *logWriter) Close() error {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
-	return w.flush()
+	return w.flush(true)
 }
 
 func (w *logWriter) loop() {
@@ -138,22 +138,23 @@ func (w *logWriter) loop() {
 		case <-t.C:
 		case <-w.kick:
 		}
-		if err := w.flush(); err != nil {
+		if err := w.flush(false); err != nil {
 			w.log.Warn("could not store build log lines; will try again", "build", w.id, "err", err)
 		}
 	}
 }
 
 // flush stores the pending lines and deletes those that left the tail
-// window. Lines that would be deleted at once are not stored at all.
-func (w *logWriter) flush() error {
+// window: every logPruneStep bytes, and at the end (final). Lines that
+// would be deleted at once are not stored at all.
+func (w *logWriter) flush(final bool) error {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	lines := w.pending
 	w.pending = nil
 	tailStart, cut := w.tailStart, w.pos-w.tail
-	prune := tailStart >= 0 && cut > w.pruned+logPruneStep
+	prune := tailStart >= 0 && (cut > w.pruned+logPruneStep || final && cut > w.pruned)
 	w.mu.Unlock()
 
 	if tailStart >= 0 {
@@ -192,8 +193,12 @@ type LogOptions struct {
 	Tail int
 }
 
-// logPage is how many lines a read fetches at once.
-const logPage = 1000
+// Log reading: a read fetches up to logPage lines; a follower looks for
+// new lines every pollInterval.
+const (
+	logPage      = 1000
+	pollInterval = 250 * time.Millisecond
+)
 
 // Logs writes the log of build b (as Get returned it) to w, one line per
 // "\n", calling flush after each batch. A gap where lines were left out

@@ -321,10 +321,7 @@ func (r Routes) bind(c echo.Context, req *Request, partial bool) (api.Fields, []
 		if int64(len(data)) > limit {
 			return nil, nil, errcode.TooLarge.Errorf("Part %q larger than %d bytes.", part.FormName(), limit)
 		}
-		*dst = data
-		if *dst == nil {
-			*dst = []byte{}
-		}
+		*dst = data // never nil: io.ReadAll returns an empty slice
 	}
 	if spec == nil {
 		return nil, nil, core.Invalid("spec", "Required: the build request as JSON.")

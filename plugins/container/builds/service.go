@@ -1,15 +1,14 @@
 package builds
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
@@ -327,7 +326,7 @@ func (s *Service) checkContext(spec build.Spec, archive []byte) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	return build.ExtractContext(strings.NewReader(string(archive)), dir, build.DefaultContextLimits)
+	return build.ExtractContext(bytes.NewReader(archive), dir, build.DefaultContextLimits)
 }
 
 // Cancel stops a build that is pending or running: its task is canceled,
@@ -462,12 +461,3 @@ func (s *Service) ResolvedBase(b *Build, spec build.Spec) string {
 type taskArgs struct {
 	BuildID string `json:"build_id"`
 }
-
-// finishedPhases lists the final phases (for docs and filters).
-var finishedPhases = []Phase{PhaseSucceeded, PhaseFailed, PhaseCancelled}
-
-// allPhases lists the phases in life order.
-var allPhases = slices.Concat([]Phase{PhasePending, PhaseRunning}, finishedPhases)
-
-// pollInterval is how often a log follower looks for new lines.
-const pollInterval = 250 * time.Millisecond

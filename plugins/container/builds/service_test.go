@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/core/db"
+	"github.com/berth-dev/berth/internal/testdb"
 	"github.com/berth-dev/berth/plugins/container/build"
 )
 
@@ -440,4 +443,28 @@ func TestBuildLogFollowAndBounds(t *testing.T) {
 			t.Errorf("%d log rows kept", n)
 		}
 	})
+}
+
+func TestBuildsOpenAPI(t *testing.T) {
+	e := newEnv(t, testdb.Open(t, db.SQLite, sets...), envOptions{})
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		} `json:"paths"`
+	}
+	e.call("", http.MethodGet, api.DocPath, nil, http.StatusOK, &doc)
+	for path, ops := range map[string][]string{
+		"/api/v1/builds/":              {"get", "post"},
+		"/api/v1/builds/status/":       {"get"},
+		"/api/v1/builds/{id}/":         {"get"},
+		"/api/v1/builds/{id}/logs/":    {"get"},
+		"/api/v1/builds/{id}/cancel/":  {"post"},
+		"/api/v1/builds/{id}/rebuild/": {"post"},
+	} {
+		for _, m := range ops {
+			if doc.Paths[path][m].OperationID == "" {
+				t.Errorf("%s %s is not in the OpenAPI document", m, path)
+			}
+		}
+	}
 }
