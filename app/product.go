@@ -16,7 +16,7 @@ import (
 // deletions of execution environments), which serve needs to dispatch
 // them and workers to run them.
 func (a *App) registerProduct() error {
-	return a.Tasks.RegisterProvider(product.Tasks{Store: a.Store, Container: a.Container, Log: a.Log})
+	return a.Tasks.RegisterProvider(product.Tasks{Container: a.Container})
 }
 
 // productRoutes are the /api/v1/ execution-environment, registry and

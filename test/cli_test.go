@@ -293,3 +293,47 @@ func TestCLIRemoteExecutionEnvironment(t *testing.T) {
 		t.Fatalf("readme after a second sync = %q", got)
 	}
 }
+
+// TestCLIBuilds drives image builds from the command line: create (waiting
+// for it), logs, rebuild with a change, cancel.
+func TestCLIBuilds(t *testing.T) {
+	be := newBuildEnv(t, db.SQLite, false)
+	u := newCLIUser(t)
+	u.ok("admin-e2e-password\n", "login", be.srv.URL, "-u", "admin", "--password-stdin")
+	dir := t.TempDir()
+	apt := filepath.Join(dir, "apt.txt")
+	if err := os.WriteFile(apt, []byte("curl\nvim\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := u.run("", "build", "create", "apps/cli:1", "--base", "base/busybox:1", "--apt", apt)
+	if code != 0 || !strings.Contains(out, "completed") {
+		t.Fatalf("build create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	href := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(errOut, "\n", 2)[0], "build "))
+	if !strings.HasPrefix(href, buildsPath) {
+		t.Fatalf("build create did not name the build: %q", errOut)
+	}
+	if logs := u.ok("", "build", "logs", href, "-f"); !strings.Contains(logs, "apt-get stand-in") {
+		t.Fatalf("build logs:\n%s", logs)
+	}
+	if st := u.ok("", "images", "apps/cli:1"); !strings.Contains(st, "READY") {
+		t.Fatalf("built image status:\n%s", st)
+	}
+	pip := filepath.Join(dir, "pip.txt")
+	if err := os.WriteFile(pip, []byte("requests==2.31.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := u.run("", "build", "rebuild", href, "--pip", pip); code != 0 || !strings.Contains(out, "completed") {
+		t.Fatalf("build rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var started struct {
+		Href string `json:"pulp_href"`
+	}
+	if err := json.Unmarshal([]byte(u.ok("", "build", "create", "apps/slow:1", "--base", "base/busybox:1", "--apt", apt, "--no-wait", "-o", "json")), &started); err != nil || started.Href == "" {
+		t.Fatalf("build create --no-wait: %+v %v", started, err)
+	}
+	u.ok("", "build", "cancel", started.Href)
+	if b := be.wait(t, started.Href, 5*time.Minute); b.Phase != "cancelled" && b.Phase != "succeeded" {
+		t.Fatalf("cancelled build ended %s", b.Phase)
+	}
+}

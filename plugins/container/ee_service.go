@@ -2,11 +2,7 @@ package container
 
 import (
 	"context"
-	"slices"
-	"sort"
 	"time"
-
-	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/core"
 )
@@ -239,115 +235,10 @@ func (p *Plugin) ImageRefs(ctx context.Context, v Visible, name string) ([]strin
 	return out, nil
 }
 
-// RemoveResult tells what RemoveManifest took out of the image.
-type RemoveResult struct {
-	// Manifests are the digests removed: the manifest asked for and, for an
-	// index, its platform manifests that nothing else kept.
-	Manifests []string
-	// Tags are the tags removed.
-	Tags []string
-	// Version is the new repository version.
-	Version int
-}
-
-// RemoveManifest removes an image from name, in one new repository
-// version: the manifest d, every tag naming it, the platform manifests of
-// an index that no tag or other index keeps, and the blobs that no
-// remaining manifest references. (Blob files stay in storage until orphan
-// cleanup finds them unused by every repository.)
-func (p *Plugin) RemoveManifest(ctx context.Context, who Identity, name string, d digest.Digest) (*RemoveResult, error) {
-	if _, err := ParseDigest(d.String()); err != nil {
-		return nil, err
-	}
-	var res *RemoveResult
-	err := p.retry(ctx, "remove manifest", func() error {
-		res = &RemoveResult{}
-		return p.store.Tx(ctx, func(tx *core.Store) error {
-			repo, err := p.existingTarget(ctx, tx, name)
-			if err != nil {
-				return err
-			}
-			v, _, err := tx.NewVersion(ctx, repo.ID, who.name(), func(b *core.VersionBuilder) error {
-				return p.stageRemoval(ctx, b, name, d, res)
-			})
-			if err != nil {
-				return err
-			}
-			res.Version = v.Number
-			return nil
-		})
-	})
-	p.caches.invalidate(name)
-	if err != nil {
-		return nil, err
-	}
-	p.log.Info("image removed", "name", name, "digest", d, "manifests", res.Manifests, "tags", res.Tags, "version", res.Version, "user", who.name())
-	return res, nil
-}
-
-func (p *Plugin) stageRemoval(ctx context.Context, b *core.VersionBuilder, name string, d digest.Digest, res *RemoveResult) error {
-	tx, repoID, at := b.Store(), b.Repository().ID, b.Number()
-	have, err := manifestsInVersion(ctx, tx, repoID, at, []string{d.String()})
-	if err != nil {
-		return err
-	}
-	id, ok := have[d.String()]
-	if !ok {
-		return errorf(ErrManifestUnknown, "manifest %s is not in repository %q", d, name)
-	}
-	removed := []string{id}
-	res.Manifests = []string{d.String()}
-	refs, err := refsOf(ctx, tx, []string{id})
-	if err != nil {
-		return err
-	}
-	var children []string
-	for _, r := range refs[id] {
-		if r.Kind == "manifest" {
-			children = append(children, r.Digest)
-		}
-	}
-	if err := p.removeWithTags(ctx, b, id, res); err != nil {
-		return err
-	}
-	// With the index gone, its platform manifests that nothing else keeps go too.
-	orphans, err := untaggedOrphanChildren(ctx, tx, repoID, at, slices.Compact(slices.Sorted(slices.Values(children))))
-	if err != nil {
-		return err
-	}
-	for dg, cid := range orphans {
-		if err := b.Remove(ctx, cid); err != nil {
-			return err
-		}
-		removed = append(removed, cid)
-		res.Manifests = append(res.Manifests, dg)
-	}
-	sort.Strings(res.Manifests[1:])
-	blobs, err := unusedBlobs(ctx, tx, repoID, at, removed)
-	if err != nil {
-		return err
-	}
-	return b.Remove(ctx, blobs...)
-}
-
-// removeWithTags stages the removal of a manifest and its tags.
-func (p *Plugin) removeWithTags(ctx context.Context, b *core.VersionBuilder, manifestID string, res *RemoveResult) error {
-	tx, repoID, at := b.Store(), b.Repository().ID, b.Number()
-	names, err := tagsByManifest(ctx, tx, repoID, at, []string{manifestID})
-	if err != nil {
-		return err
-	}
-	res.Tags = append(res.Tags, names[manifestID]...)
-	tags, err := tagsOfManifest(ctx, tx, repoID, at, manifestID)
-	if err != nil {
-		return err
-	}
-	return b.Remove(ctx, append(tags, manifestID)...)
-}
-
 // DeleteExecutionEnvironment deletes the image name altogether: its
-// distribution, its repository with every version, and the remote it
-// mirrors when no other repository uses that remote. Its namespace stays.
+// repository with every version, with what belongs to it alone (its
+// distribution, and the remote no other repository uses: see
+// RepositoryDeleting), in one transaction. Its namespace stays.
 func (p *Plugin) DeleteExecutionEnvironment(ctx context.Context, who Identity, name string) error {
 	err := p.retry(ctx, "delete image", func() error {
 		return p.store.Tx(ctx, func(tx *core.Store) error {
@@ -358,23 +249,10 @@ func (p *Plugin) DeleteExecutionEnvironment(ctx context.Context, who Identity, n
 			if !found {
 				return errorf(ErrNameUnknown, "execution environment %q does not exist", name)
 			}
-			if err := tx.DeleteDistribution(ctx, r.DistributionID); err != nil {
-				return err
-			}
 			if r.RepositoryID == nil {
-				return nil
+				return tx.DeleteDistribution(ctx, r.DistributionID)
 			}
-			if err := tx.DeleteRepository(ctx, *r.RepositoryID); err != nil {
-				return err
-			}
-			if r.RemoteID == nil {
-				return nil
-			}
-			others, err := repositoriesUsingRemote(ctx, tx, *r.RemoteID, *r.RepositoryID)
-			if err != nil || others > 0 {
-				return err
-			}
-			return tx.DeleteRemote(ctx, *r.RemoteID)
+			return tx.DeleteRepositoryWith(ctx, *r.RepositoryID, p)
 		})
 	})
 	p.caches.invalidate(name)

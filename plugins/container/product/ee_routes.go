@@ -90,7 +90,8 @@ func (s *Service) eeRoutes(r *api.Router) {
 		"In a task (untag on the namespace); the image stays, by digest and its other tags.",
 		nil, nil, api.TaskAccepted{}, http.StatusAccepted, s.removeTag)
 	add(http.MethodGet, content+"activity/", "activity_list", "The history of tag and image changes",
-		"One entry per repository version, newest first: the tags and manifests it added and removed, when and by whom.",
+		"One entry per repository version, newest first: the tags and manifests it added and removed, when and by whom. "+
+			"It reaches back as far as the repository keeps versions (retain_repo_versions; for pushed images BERTH_PUSH_RETAIN_VERSIONS): older changes are folded into the oldest version kept.",
 		pageSpec.Params(), nil, api.Page[ActivityView]{}, 0, s.listActivity)
 	add(http.MethodGet, content+"controllers/", "controllers_list", "Use in Controller: links with the image prefilled",
 		"One link per configured controller (BERTH_CONTROLLER_URLS), for the tag or digest given, or the latest tag.",
@@ -346,7 +347,7 @@ func (s *Service) deleteImage(c echo.Context) error {
 	if err := s.checkManifest(ctx, ee, d); err != nil {
 		return err
 	}
-	t, err := s.dispatch(ctx, TaskRemoveImage, ee, TaskArgs{Name: ee.Name, Digest: d.String()})
+	t, err := s.remove(ctx, ee, container.Selection{Digests: []string{d.String()}})
 	if err != nil {
 		return err
 	}
@@ -470,7 +471,7 @@ func (s *Service) removeTag(c echo.Context) error {
 		}
 		return err
 	}
-	t, err := s.dispatch(ctx, TaskUntag, ee, TaskArgs{Name: ee.Name, Tag: tag})
+	t, err := s.remove(ctx, ee, container.Selection{Tags: []string{tag}})
 	if err != nil {
 		return err
 	}

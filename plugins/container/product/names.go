@@ -20,7 +20,8 @@ const (
 // rewriteNames is pre-routing middleware for the routes under eeRoot and
 // imagesRoot: it turns the image name in the path, which may hold slashes,
 // into one escaped segment ("team/ee" → "team%2Fee"), so that echo's
-// {name} parameter takes it whole, and adds a missing trailing slash. An
+// {name} parameter takes it whole, and adds a missing trailing slash (on
+// the registry and catalog routes too). An
 // execution environment's name ends where "/_content/" starts (no name
 // component may start with "_"), or at the end of the path; an image
 // reference of the registry API is the rest of the path.
@@ -40,10 +41,18 @@ func rewriteNames(next echo.HandlerFunc) echo.HandlerFunc {
 			setPath(u, eeRoot, name, tail)
 		case strings.HasPrefix(u.Path, imagesRoot) && len(u.Path) > len(imagesRoot):
 			setPath(u, imagesRoot, strings.TrimSuffix(u.Path[len(imagesRoot):], "/"), "/")
+		case !strings.HasSuffix(u.Path, "/") && (under(u.Path, registryRoot) || under(u.Path, catalogRoot) || u.Path+"/" == eeRoot):
+			u.Path += "/"
+			if u.RawPath != "" {
+				u.RawPath += "/"
+			}
 		}
 		return next(c)
 	}
 }
+
+// under reports whether p is root (with or without its slash) or below it.
+func under(p, root string) bool { return p+"/" == root || strings.HasPrefix(p, root) }
 
 func setPath(u *url.URL, root, name, tail string) {
 	u.Path = root + name + tail

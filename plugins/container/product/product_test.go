@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -81,9 +82,10 @@ func newEnv(t *testing.T, g *gorm.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	handlers := product.Tasks{Container: plugin}.TaskHandlers()
+	maps.Copy(handlers, plugin.MaintenanceTasks().TaskHandlers()) // container.remove
 	ae := apitest.New(t, g, apitest.Options{
-		Routes: []api.Routes{svc}, Middleware: []echo.MiddlewareFunc{as.Authenticate},
-		TaskHandlers: product.Tasks{Store: store, Container: plugin}.TaskHandlers(),
+		Routes: []api.Routes{svc}, Middleware: []echo.MiddlewareFunc{as.Authenticate}, TaskHandlers: handlers,
 	})
 	ts.TaskService, err = api.NewTaskService(g, ae.Tasks.Dispatcher(), ae.Tasks.Queue())
 	if err != nil {
@@ -377,7 +379,7 @@ func TestRegistryAPI(t *testing.T) {
 		e.call("admin", http.MethodPost, "/api/v1/registry/repos/", map[string]string{"name": "Not Valid"}, http.StatusBadRequest, nil)
 		e.call("admin", http.MethodPost, "/api/v1/registry/repos/", map[string]string{}, http.StatusBadRequest, nil)
 		var repos []string
-		e.call("admin", http.MethodGet, "/api/v1/registry/repos/", nil, http.StatusOK, &repos)
+		e.call("admin", http.MethodGet, "/api/v1/registry/repos", nil, http.StatusOK, &repos)
 		if strings.Join(repos, ",") != "proj/app" {
 			t.Fatalf("repos = %v", repos)
 		}
@@ -470,7 +472,7 @@ func TestCatalog(t *testing.T) {
 			t.Fatalf("bob sees %v", names)
 		}
 		e.call("bob", http.MethodGet, "/api/v1/catalog/hidden/", nil, http.StatusNotFound, nil)
-		e.call("admin", http.MethodGet, "/api/v1/catalog/", nil, http.StatusOK, &list)
+		e.call("admin", http.MethodGet, "/api/v1/catalog", nil, http.StatusOK, &list)
 		if list.Count != 4 {
 			t.Fatalf("admin sees %d", list.Count)
 		}

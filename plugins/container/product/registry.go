@@ -310,13 +310,20 @@ func (s *Service) deleteImageRef(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.plugin.GetManifest(ctx, ref.name, ref.String()); err != nil {
+	m, err := s.plugin.GetManifest(ctx, ref.name, ref.String())
+	if err != nil {
 		if errors.Is(err, core.ErrNotFound) {
 			return core.NotFound("image", raw)
 		}
 		return err
 	}
-	t, err := s.dispatch(ctx, TaskDeleteImageRef, ee, TaskArgs{Name: ref.name, Tag: ref.tag, Digest: ref.digest})
+	// A digest, or the last tag of an image, removes the image; a tag of
+	// an image that other tags name removes the tag alone.
+	sel := container.Selection{Digests: []string{m.Digest}}
+	if ref.tag != "" && len(m.Tags) > 1 {
+		sel = container.Selection{Tags: []string{ref.tag}}
+	}
+	t, err := s.remove(ctx, ee, sel)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/opencontainers/go-digest"
 
@@ -17,19 +16,14 @@ import (
 // Names of the package's task handlers. Each holds the image's repository
 // exclusively, so changes of one image run one at a time, and makes at most
 // one new repository version (or none, when it fails: nothing half-done
-// stays).
+// stays). Untagging and removing images are the container plugin's
+// container.remove task (container.TaskRemove), which this package
+// dispatches too.
 const (
 	// TaskTag points a tag at a manifest (adding or moving it).
 	TaskTag = "container.ee.tag"
-	// TaskUntag removes a tag (its manifest stays).
-	TaskUntag = "container.ee.untag"
-	// TaskRemoveImage removes an image by digest with every tag of it.
-	TaskRemoveImage = "container.ee.remove_image"
-	// TaskDeleteImageRef removes "name:tag": the tag, and its image when no
-	// other tag names it (the registry API's delete).
-	TaskDeleteImageRef = "container.ee.delete_image_ref"
 	// TaskDeleteEE deletes an execution environment: distribution,
-	// repository and remote.
+	// repository and the remote only it uses.
 	TaskDeleteEE = "container.ee.delete"
 )
 
@@ -46,9 +40,8 @@ func (a TaskArgs) who() container.Identity {
 	return container.Identity{UserID: a.UserID, Username: a.Username}
 }
 
-// TaskResult is what the tasks return.
+// TaskResult is what the tag task returns.
 type TaskResult struct {
-	Version   int      `json:"version,omitempty"`
 	Manifests []string `json:"manifests,omitempty"`
 	Tags      []string `json:"tags,omitempty"`
 }
@@ -56,19 +49,14 @@ type TaskResult struct {
 // Tasks is the package's tasks.HandlerProvider; every process that runs
 // workers or dispatches registers it.
 type Tasks struct {
-	Store     *core.Store
 	Container *container.Plugin
-	Log       *slog.Logger
 }
 
 // TaskHandlers maps the task names to their handlers.
 func (t Tasks) TaskHandlers() map[string]tasks.Handler {
 	return map[string]tasks.Handler{
-		TaskTag:            t.tag,
-		TaskUntag:          t.untag,
-		TaskRemoveImage:    t.removeImage,
-		TaskDeleteImageRef: t.deleteImageRef,
-		TaskDeleteEE:       t.deleteEE,
+		TaskTag:      t.tag,
+		TaskDeleteEE: t.deleteEE,
 	}
 }
 
@@ -83,7 +71,7 @@ func decode(t *tasks.Task) (TaskArgs, error) {
 	return a, nil
 }
 
-// versionHref records the repository version a task made.
+// created records the repository version a task made.
 func (t Tasks) created(ctx context.Context, r *tasks.Reporter, name string) {
 	ee, err := t.Container.GetExecutionEnvironment(ctx, name)
 	if err != nil || ee.RepositoryID == "" {
@@ -107,62 +95,6 @@ func (t Tasks) tag(ctx context.Context, task *tasks.Task, r *tasks.Reporter) (an
 	return TaskResult{Tags: []string{a.Tag}, Manifests: []string{a.Digest}}, nil
 }
 
-func (t Tasks) untag(ctx context.Context, task *tasks.Task, r *tasks.Reporter) (any, error) {
-	a, err := decode(task)
-	if err != nil {
-		return nil, err
-	}
-	p := r.Progress("ee.untag", fmt.Sprintf("Removing tag %s of %s", a.Tag, a.Name))
-	if err := t.Container.DeleteTag(ctx, a.who(), a.Name, a.Tag); err != nil {
-		p.Fail()
-		return nil, err
-	}
-	p.Done()
-	t.created(ctx, r, a.Name)
-	return TaskResult{Tags: []string{a.Tag}}, nil
-}
-
-func (t Tasks) removeImage(ctx context.Context, task *tasks.Task, r *tasks.Reporter) (any, error) {
-	a, err := decode(task)
-	if err != nil {
-		return nil, err
-	}
-	return t.remove(ctx, r, a)
-}
-
-func (t Tasks) remove(ctx context.Context, r *tasks.Reporter, a TaskArgs) (any, error) {
-	p := r.Progress("ee.remove_image", fmt.Sprintf("Removing image %s@%s", a.Name, a.Digest))
-	res, err := t.Container.RemoveManifest(ctx, a.who(), a.Name, digest.Digest(a.Digest))
-	if err != nil {
-		p.Fail()
-		return nil, err
-	}
-	p.Done()
-	t.created(ctx, r, a.Name)
-	return TaskResult{Version: res.Version, Manifests: res.Manifests, Tags: res.Tags}, nil
-}
-
-// deleteImageRef removes a tag, and the image it names when that was its
-// last tag: afterwards name:tag is gone from /v2/.
-func (t Tasks) deleteImageRef(ctx context.Context, task *tasks.Task, r *tasks.Reporter) (any, error) {
-	a, err := decode(task)
-	if err != nil {
-		return nil, err
-	}
-	if a.Tag == "" {
-		return t.remove(ctx, r, a)
-	}
-	m, err := t.Container.GetManifest(ctx, a.Name, a.Tag)
-	if err != nil {
-		return nil, err
-	}
-	if len(m.Tags) <= 1 {
-		a.Digest = m.Digest
-		return t.remove(ctx, r, a)
-	}
-	return t.untag(ctx, task, r)
-}
-
 func (t Tasks) deleteEE(ctx context.Context, task *tasks.Task, r *tasks.Reporter) (any, error) {
 	a, err := decode(task)
 	if err != nil {
@@ -180,6 +112,22 @@ func (t Tasks) deleteEE(ctx context.Context, task *tasks.Task, r *tasks.Reporter
 	}
 	p.Done()
 	return nil, nil
+}
+
+// remove dispatches the container plugin's removal of what sel names from
+// the image's repository.
+func (s *Service) remove(ctx context.Context, ee *container.ExecutionEnvironment, sel container.Selection) (*tasks.Task, error) {
+	if ee.RepositoryID == "" {
+		return nil, core.NotFound("repository of execution environment", ee.Name)
+	}
+	t, err := s.tasks.Dispatch(ctx, tasks.Spec{
+		Name: container.TaskRemove, Exclusive: []string{api.RepositoryResource(ee.RepositoryID)},
+		Args: container.RemoveArgs{RepositoryID: ee.RepositoryID, Selection: sel, User: principal(ctx).Username},
+	})
+	if errors.Is(err, core.ErrInvalid) {
+		return nil, fmt.Errorf("dispatch %s: the task system refused the server's spec (are the container maintenance tasks registered?): %v", container.TaskRemove, err)
+	}
+	return t, err
 }
 
 // dispatch creates one of the package's tasks on an image, holding its
