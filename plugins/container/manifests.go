@@ -23,14 +23,7 @@ func (p *Plugin) getManifest(c echo.Context, r route) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	s, found, err := p.resolve(ctx, r.name)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return errorf(ErrNameUnknown, "repository %q is not known", r.name)
-	}
-	m, err := p.findManifest(ctx, s, ref)
+	_, m, err := p.lookupManifest(ctx, r.name, ref)
 	if err != nil {
 		return err
 	}

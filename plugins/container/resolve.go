@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/opencontainers/go-digest"
@@ -23,6 +24,49 @@ func (p *Plugin) resolve(ctx context.Context, name string) (served, bool, error)
 	}
 	p.caches.served.putIf(name, servedEntry{s: s, found: found}, 0, func() bool { return p.caches.gen.Load() == gen })
 	return s, found, nil
+}
+
+// refresh reads what name serves from the database, bypassing the cache,
+// and caches the answer. changed tells whether it differs from s: the cached
+// version was stale. A version made by another process (a worker's sync,
+// another replica's push) may also have deleted the cached one through
+// retention, and then lookups in it miss content the repository still has.
+func (p *Plugin) refresh(ctx context.Context, name string, s served) (fresh served, found, changed bool, err error) {
+	p.caches.invalidate(name)
+	fresh, found, err = p.resolve(ctx, name)
+	if err != nil {
+		return served{}, false, false, err
+	}
+	return fresh, found, !found || fresh != s, nil
+}
+
+// lookupManifest finds the manifest a tag or digest names in the version
+// name serves. A miss is checked once against the database's current
+// answer, so a cache that is a moment behind another process never turns
+// into a false MANIFEST_UNKNOWN; hits, the hot path, cost no query.
+func (p *Plugin) lookupManifest(ctx context.Context, name string, ref reference) (served, manifestRef, error) {
+	s, found, err := p.resolve(ctx, name)
+	if err != nil {
+		return served{}, manifestRef{}, err
+	}
+	if !found {
+		return served{}, manifestRef{}, errorf(ErrNameUnknown, "repository %q is not known", name)
+	}
+	m, err := p.findManifest(ctx, s, ref)
+	if !errors.Is(err, ErrManifestUnknown) {
+		return s, m, err
+	}
+	fresh, found, changed, rerr := p.refresh(ctx, name, s)
+	switch {
+	case rerr != nil:
+		return served{}, manifestRef{}, rerr
+	case !found:
+		return served{}, manifestRef{}, errorf(ErrNameUnknown, "repository %q is not known", name)
+	case !changed:
+		return s, m, err
+	}
+	m, err = p.findManifest(ctx, fresh, ref)
+	return fresh, m, err
 }
 
 // NamespaceStatus is what access control needs to know about the namespace
@@ -125,5 +169,14 @@ func (p *Plugin) blobVisible(ctx context.Context, name string, d digest.Digest) 
 			return true, nil
 		}
 	}
-	return pendingBlob(ctx, p.store, name, d)
+	pending, err := pendingBlob(ctx, p.store, name, d)
+	if err != nil || pending {
+		return pending, err
+	}
+	// Not visible: check once that the cache was not behind another process.
+	fresh, found, changed, err := p.refresh(ctx, name, s)
+	if err != nil || !found || !changed {
+		return false, err
+	}
+	return blobInVersion(ctx, p.store, fresh.RepoID, fresh.Version, d)
 }

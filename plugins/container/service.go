@@ -134,11 +134,7 @@ func (p *Plugin) GetManifest(ctx context.Context, name, ref string) (*ManifestIn
 	if err != nil {
 		return nil, err
 	}
-	s, err := p.servedOrUnknown(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	m, err := p.findManifest(ctx, s, r)
+	s, m, err := p.lookupManifest(ctx, name, r)
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +169,7 @@ func (p *Plugin) ManifestBytes(ctx context.Context, name, ref string) ([]byte, s
 	if err != nil {
 		return nil, "", err
 	}
-	s, err := p.servedOrUnknown(ctx, name)
-	if err != nil {
-		return nil, "", err
-	}
-	m, err := p.findManifest(ctx, s, r)
+	_, m, err := p.lookupManifest(ctx, name, r)
 	if err != nil {
 		return nil, "", err
 	}
