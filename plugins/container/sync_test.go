@@ -843,3 +843,32 @@ func TestSyncOnDemandClientGoesAway(t *testing.T) {
 		}
 	})
 }
+
+// TestPulpRepositorySync: the Pulp-shaped sync of a container repository
+// from a container remote made through the Pulp API, additive by default.
+func TestPulpRepositorySync(t *testing.T) {
+	eachSync(t, func(t *testing.T, e *syncEnv) {
+		up := newUpstream(t)
+		up.push("lib/a", "1")
+		reg := e.registry(map[string]any{"name": "up", "url": up.srv.URL})
+		ri := e.remoteImage(map[string]any{"name": "lib/a", "upstream_name": "lib/a", "registry": reg["pulp_href"]})
+		repo := ri["repository"].(string)
+		var rem map[string]any
+		e.Call(http.MethodPost, "/pulp/api/v3/remotes/container/container/",
+			map[string]any{"name": "other", "url": up.srv.URL, "upstream_name": "lib/b"}, http.StatusCreated, &rem)
+		up.push("lib/b", "2")
+		r := e.Do(http.MethodPost, repo+"sync/", map[string]any{"remote": "/pulp/api/v3/remotes/container/registry/" + core.NewID() + "/"})
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("sync from a registry href: %d %s", r.Status, r.Body)
+		}
+		e.RunTask(e.Call(http.MethodPost, repo+"sync/", nil, http.StatusAccepted, nil)) // its own remote
+		e.RunTask(e.Call(http.MethodPost, repo+"sync/", map[string]any{"remote": rem["pulp_href"]}, http.StatusAccepted, nil))
+		if got := e.tagsOf("lib/a"); !slices.Equal(got, []string{"1", "2"}) {
+			t.Fatalf("tags after an additive sync from another remote: %v", got)
+		}
+		e.RunTask(e.Call(http.MethodPost, repo+"sync/", map[string]any{"mirror": true}, http.StatusAccepted, nil))
+		if got := e.tagsOf("lib/a"); !slices.Equal(got, []string{"1"}) {
+			t.Fatalf("tags after a mirror sync: %v", got)
+		}
+	})
+}
