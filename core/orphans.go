@@ -55,11 +55,13 @@ import (
 //     transaction) that finds no artifact row and no live lease for the
 //     digest. A writer of a file (an upload) first takes a lease on the
 //     digest, in the same critical section (shared), then writes the file,
-//     then records the artifact, then drops the lease. So a file deletion
-//     either comes before the lease – and the writer's write, after it,
-//     stores the file again – or after it, and then sees the lease or the
-//     artifact row and leaves the file. A committed artifact row therefore
-//     always has its file.
+//     then records the artifact and drops the lease (in one transaction, or
+//     the lease after it). So a file deletion either comes before the lease
+//     – and the writer's write, after it, stores the file again – or after
+//     it, and then sees the lease or the artifact row and leaves the file;
+//     this holds for the file of an upload not recorded yet that a storage
+//     walk comes across too. A committed artifact row therefore always has
+//     its file.
 //
 // A cleanup killed at any point leaves no row without its file: rows are
 // deleted before files, each step in its own transaction. It may leave
@@ -126,37 +128,57 @@ func (s *Store) shareLock(g *gorm.DB) *gorm.DB {
 type Lease struct {
 	store *Store
 	id    string
+	done  bool
 }
 
 // LeaseArtifact protects the stored file of digest from orphan cleanup
 // while the caller writes it and records its artifact (GetOrCreateArtifact
-// in a transaction that commits before Release). Call it before writing
-// the file, outside any transaction. A lease a writer never releases
-// expires after LeaseTTL.
+// in a transaction that commits before Release, or that ends the lease
+// itself with ReleaseIn). Call it before writing the file, outside any
+// transaction: the lease must be committed first. A lease a writer never
+// releases expires after LeaseTTL.
 func (s *Store) LeaseArtifact(ctx context.Context, digest string) (*Lease, error) {
 	if s.inTx {
 		return nil, errors.New("lease artifact: must not run inside a transaction (the lease must be committed before the file is written)")
 	}
 	l := &Lease{store: s, id: NewID()}
-	err := s.Tx(ctx, func(tx *Store) error {
-		if err := tx.lockDigest(ctx, digest, false); err != nil {
-			return err
-		}
-		return Translate(tx.DB(ctx).Exec(`INSERT INTO artifact_leases (id, digest, created_at) VALUES (?, ?, ?)`, l.id, digest, now()).Error)
-	})
-	if err != nil {
+	// One statement, so one transaction: on PostgreSQL it takes the
+	// digest's lock shared and holds it until the lease is committed; on
+	// SQLite the write is serialized with every file deletion's check.
+	q := `INSERT INTO artifact_leases (id, digest, created_at) VALUES (?, ?, ?)`
+	args := []any{l.id, digest, now()}
+	if s.dialect == db.Postgres {
+		q = `WITH locked AS (SELECT pg_advisory_xact_lock_shared(?, ?))
+			INSERT INTO artifact_leases (id, digest, created_at) SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TIMESTAMPTZ) FROM locked`
+		args = append([]any{blobLockNamespace, digestKey(digest)}, args...)
+	}
+	if err := Translate(s.DB(ctx).Exec(q, args...).Error); err != nil {
 		return nil, fmt.Errorf("lease artifact %s: %w", digest, err)
 	}
 	return l, nil
 }
 
+// ReleaseIn ends the lease in transaction tx, the one that records the
+// artifact: the row appears and the lease goes at the same commit. Once
+// tx committed, Release has nothing left to do.
+func (l *Lease) ReleaseIn(ctx context.Context, tx *Store) error {
+	return Translate(tx.DB(ctx).Exec(`DELETE FROM artifact_leases WHERE id = ?`, l.id).Error)
+}
+
+// Committed tells the lease that the transaction that released it with
+// ReleaseIn committed.
+func (l *Lease) Committed() { l.done = true }
+
 // Release drops the lease. Call it after the artifact's row committed (or
 // when the write failed); releasing twice is harmless.
 func (l *Lease) Release(ctx context.Context) error {
-	if l == nil {
+	if l == nil || l.done {
 		return nil
 	}
 	err := l.store.DB(ctx).Exec(`DELETE FROM artifact_leases WHERE id = ?`, l.id).Error
+	if err == nil {
+		l.done = true
+	}
 	return Translate(err)
 }
 

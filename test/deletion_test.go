@@ -392,6 +392,22 @@ func TestDeletionFreesStorage(t *testing.T) {
 		again := push("e2e/app:bytag", "bytag")
 		cranePullsWhole(t, crane, r.ref("e2e/app:bytag"), again)
 	})
+
+	t.Run("delete a whole repository", func(t *testing.T) {
+		s.t = t
+		s.task(http.MethodDelete, s.repository("other/app"), nil, time.Minute)
+		if out, err := runErr(crane, "manifest", "--insecure", r.ref("other/app:1")); err == nil || !strings.Contains(out, "NAME_UNKNOWN") {
+			t.Fatalf("the deleted repository's image still resolves: %s", out)
+		}
+		res := s.cleanup(time.Minute)
+		if s.stored(otherBlobs[0]) || s.stored(otherBlobs[2]) || !s.stored(shared) || res.FilesRemoved != 2 {
+			t.Fatalf("after deleting other/app: cleanup %+v; its unique blobs must go, the shared one stay", res)
+		}
+		// The name is free again: a push recreates the image.
+		d := push("other/app:2", "other-2")
+		cranePullsWhole(t, crane, r.ref("other/app:2"), d)
+		cranePullsWhole(t, crane, r.ref("e2e/app:keep"), keep)
+	})
 }
 
 // dataDirOf finds the data directory of a registryEnv's server (its
@@ -498,21 +514,35 @@ func TestOrphanCleanupStress(t *testing.T) {
 		env.Worker(t, w)
 	}
 	host := s.srv.Addr
-	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: "admin-e2e-password"})
-
-	bases := make([]v1.Layer, 4)
-	for i := range bases {
-		l, err := randomimage.Layer(8<<10, types.OCILayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bases[i] = l
+	adminAuthn := &authn.Basic{Username: "admin", Password: "admin-e2e-password"}
+	auth := remote.WithAuth(adminAuthn)
+	registry, err := name.NewRegistry(host, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
 	}
+
 	const (
 		pushers  = 20
 		duration = 30 * time.Second
 		repos    = 6
 	)
+	// Each repository's images share two base layers no other repository
+	// uses: when the deleter empties a repository, its bases become
+	// orphans while pushers keep pushing images on them.
+	bases := make([][]v1.Layer, repos)
+	for r := range bases {
+		for range 2 {
+			l, err := randomimage.Layer(8<<10, types.OCILayer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bases[r] = append(bases[r], l)
+		}
+	}
+	var scopes []string
+	for r := range repos {
+		scopes = append(scopes, fmt.Sprintf("repository:stress/r%d:push,pull", r))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 
@@ -524,31 +554,34 @@ func TestOrphanCleanupStress(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range pushers {
 		wg.Go(func() {
-			// One client per pusher: it logs in once per repository.
-			pusher, err := remote.NewPusher(auth)
+			// One login per pusher, for every repository; each push then
+			// checks its blobs afresh (HEAD), as a new client would.
+			rt, err := transport.NewWithContext(ctx, registry, adminAuthn, http.DefaultTransport, scopes)
 			if err != nil {
 				errs <- err
 				return
 			}
 			for i := 0; ctx.Err() == nil; i++ {
-				img, err := mutate.AppendLayers(empty.Image, bases[rand.IntN(len(bases))], uniqueLayer(t))
+				repo := (w + i) % repos
+				img, err := mutate.AppendLayers(empty.Image, bases[repo][rand.IntN(2)], uniqueLayer(t))
 				if err != nil {
 					errs <- err
 					return
 				}
-				ref, err := name.ParseReference(fmt.Sprintf("%s/stress/r%d:p%d-%d", host, (w+i)%repos, w, i), name.Insecure)
+				ref, err := name.ParseReference(fmt.Sprintf("%s/stress/r%d:p%d-%d", host, repo, w, i), name.Insecure)
 				if err != nil {
 					errs <- err
 					return
 				}
 				for attempt := 0; ; attempt++ {
-					err = pusher.Push(ctx, ref, img)
-					if err == nil || !isBlobUnknown(err) || attempt == 10 {
+					err = remote.Write(ref, img, remote.WithTransport(rt), remote.WithContext(ctx))
+					if err == nil || !isBlobUnknown(err) || attempt == 5 {
 						break
 					}
 					// A blob HEAD found was removed before the manifest came:
 					// the registry said so, and the client pushes again.
 					blobUnknown.Add(1)
+					time.Sleep(500 * time.Millisecond)
 				}
 				if err != nil {
 					if ctx.Err() == nil {
@@ -565,10 +598,13 @@ func TestOrphanCleanupStress(t *testing.T) {
 			}
 		})
 	}
-	// The deleter removes random images (so their base layers become
-	// orphans when no other image holds them).
+	// The deleter removes random images, and now and then empties a
+	// repository (its base layers become orphans), for two thirds of the
+	// run: the images pushed in the last third stay, to be pulled.
+	deleting, stopDeleting := context.WithTimeout(ctx, duration*2/3)
+	defer stopDeleting()
 	wg.Go(func() {
-		for ctx.Err() == nil {
+		for n := 0; deleting.Err() == nil; n++ {
 			mu.Lock()
 			if len(pushed) == 0 {
 				mu.Unlock()
@@ -583,7 +619,11 @@ func TestOrphanCleanupStress(t *testing.T) {
 				errs <- err
 				return
 			}
-			status, raw := s.api.Do(http.MethodPost, repo+"remove_image/", map[string]string{"tag": tag}, nil)
+			path, body := repo+"remove_image/", any(map[string]string{"tag": tag})
+			if n%5 == 4 {
+				path, body = repo+"remove/", map[string][]string{"content_units": {"*"}}
+			}
+			status, raw := s.api.Do(http.MethodPost, path, body, nil)
 			switch {
 			case status == http.StatusAccepted:
 				removals.Add(1)

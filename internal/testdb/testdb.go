@@ -134,4 +134,6 @@ func Each(t *testing.T, sets []db.MigrationSet, fn func(t *testing.T, g *gorm.DB
 }
 
 // Name is a short unique name for objects a test creates.
-func Name(prefix string) string { return fmt.Sprintf("%s-%s", prefix, randomName()[len("berth_test_"):]) }
+func Name(prefix string) string {
+	return fmt.Sprintf("%s-%s", prefix, randomName()[len("berth_test_"):])
+}

@@ -172,7 +172,7 @@ func (p *Plugin) finishUpload(ctx context.Context, name, id string, d digest.Dig
 	case err != nil:
 		return storage.Info{}, fmt.Errorf("commit upload %s: %w", id, err)
 	}
-	return info, p.recordBlob(ctx, name, d, info.Size, id)
+	return info, p.recordBlob(ctx, name, d, info.Size, id, lease)
 }
 
 // cancelUpload removes session id of name and its data.
@@ -215,14 +215,18 @@ func (p *Plugin) putBlob(ctx context.Context, name string, d digest.Digest, leng
 	case err != nil:
 		return storage.Info{}, fmt.Errorf("store blob %s: %w", d, err)
 	}
-	return info, p.recordBlob(ctx, name, d, info.Size, "")
+	return info, p.recordBlob(ctx, name, d, info.Size, "", lease)
 }
 
 // recordBlob records a stored blob as content, readable through name, and
-// ends the upload session it came from (if any), in one transaction.
-func (p *Plugin) recordBlob(ctx context.Context, name string, d digest.Digest, size int64, uploadID string) error {
-	return p.retry(ctx, "record blob", func() error {
+// ends the upload session it came from (if any) and the lease that kept the
+// file from orphan cleanup while it was stored, in one transaction.
+func (p *Plugin) recordBlob(ctx context.Context, name string, d digest.Digest, size int64, uploadID string, lease *core.Lease) error {
+	err := p.retry(ctx, "record blob", func() error {
 		return p.store.Tx(ctx, func(tx *core.Store) error {
+			if err := lease.ReleaseIn(ctx, tx); err != nil {
+				return err
+			}
 			a, _, err := tx.GetOrCreateArtifact(ctx, d.String(), size)
 			if err != nil {
 				return err
@@ -248,6 +252,10 @@ func (p *Plugin) recordBlob(ctx context.Context, name string, d digest.Digest, s
 			return nil
 		})
 	})
+	if err == nil {
+		lease.Committed()
+	}
+	return err
 }
 
 // mountBlob makes blob d, readable through another image the client may
