@@ -227,32 +227,40 @@ func (p *Plugin) fetchBlob(reqCtx context.Context, src blobSource, d digest.Dige
 	}
 	defer vr.Close()
 
-	pr, pw := io.Pipe()
-	stored := make(chan error, 1)
-	go func() {
-		_, err := p.blobs.Put(ctx, d, src.Size, pr)
-		pr.CloseWithError(err) // unblocks the copy if Put gave up
-		stored <- err
-	}()
+	// The file is written and its artifact recorded under a lease, so an
+	// orphan cleanup running meanwhile cannot remove the file in between.
 	var client2 *holdBack
-	var dst io.Writer = pw
-	if c != nil {
-		blobHeaders(c, d)
-		c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(src.Size, 10))
-		c.Response().WriteHeader(http.StatusOK)
-		client2 = &holdBack{w: c.Response()}
-		dst = &teeWriter{store: pw, client: client2}
-	}
-	_, copyErr := io.Copy(dst, vr)
-	pw.CloseWithError(copyErr) // nil: Put sees the end of the blob
-	putErr := <-stored
-	if err := errors.Join(copyErr, putErr); err != nil {
-		p.log.Warn("pull-through of a blob failed", "digest", d, "remote", src.RemoteID, "err", err)
-		return fetchError(d, err)
-	}
-	if err := p.retry(ctx, "record fetched blob", func() error {
-		return attachDownloaded(ctx, p.store, src.ContentID, d.String(), src.Size)
-	}); err != nil {
+	err = p.WithBlobLease(ctx, d, func() error {
+		pr, pw := io.Pipe()
+		stored := make(chan error, 1)
+		go func() {
+			_, err := p.blobs.Put(ctx, d, src.Size, pr)
+			pr.CloseWithError(err) // unblocks the copy if Put gave up
+			stored <- err
+		}()
+		var dst io.Writer = pw
+		if c != nil {
+			blobHeaders(c, d)
+			c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(src.Size, 10))
+			c.Response().WriteHeader(http.StatusOK)
+			client2 = &holdBack{w: c.Response()}
+			dst = &teeWriter{store: pw, client: client2}
+		}
+		_, copyErr := io.Copy(dst, vr)
+		pw.CloseWithError(copyErr) // nil: Put sees the end of the blob
+		putErr := <-stored
+		if err := errors.Join(copyErr, putErr); err != nil {
+			p.log.Warn("pull-through of a blob failed", "digest", d, "remote", src.RemoteID, "err", err)
+			return fetchError(d, err)
+		}
+		if err := p.retry(ctx, "record fetched blob", func() error {
+			return attachDownloaded(ctx, p.store, src.ContentID, d.String(), src.Size)
+		}); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	p.log.Info("blob fetched from its remote", "digest", d, "size", src.Size, "remote", src.RemoteID, "upstream", src.UpstreamName)

@@ -570,11 +570,18 @@ func (s *syncer) downloadBlob(ctx context.Context, b blobRef, progress *tasks.Pr
 	if err != nil {
 		return err
 	}
-	info, err := s.p.blobs.Put(ctx, d, b.Size, &countingReader{r: vr, p: progress})
+	// The file is written and its artifact recorded under a lease, so an
+	// orphan cleanup running meanwhile cannot remove the file in between.
+	var info storage.Info
+	err = s.p.WithBlobLease(ctx, d, func() error {
+		var err error
+		info, err = s.p.blobs.Put(ctx, d, b.Size, &countingReader{r: vr, p: progress})
+		if err != nil {
+			return fmt.Errorf("store blob %s: %w", d, err)
+		}
+		return recordSyncedBlob(ctx, s.p.store, b.Digest, info.Size, true, "", "")
+	})
 	if err != nil {
-		return fmt.Errorf("store blob %s: %w", d, err)
-	}
-	if err := recordSyncedBlob(ctx, s.p.store, b.Digest, info.Size, true, "", ""); err != nil {
 		return err
 	}
 	s.mu.Lock()
