@@ -27,12 +27,14 @@ type Store struct {
 	dialect db.Dialect
 	secrets *secret.Box
 	inTx    bool
+	// hooks is shared by the store and every transaction-bound copy of it.
+	hooks *versionHooks
 }
 
 // NewStore wraps an open database. secrets seals remote credentials; it may
 // be nil only in tests that store none.
 func NewStore(g *gorm.DB, secrets *secret.Box) *Store {
-	return &Store{db: g, dialect: db.DialectOf(g), secrets: secrets}
+	return &Store{db: g, dialect: db.DialectOf(g), secrets: secrets, hooks: &versionHooks{}}
 }
 
 // DB returns the gorm handle (transaction-bound inside Tx) for plugin store
@@ -54,7 +56,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 		return fn(s)
 	}
 	err := s.db.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-		return fn(&Store{db: g, dialect: s.dialect, secrets: s.secrets, inTx: true})
+		return fn(&Store{db: g, dialect: s.dialect, secrets: s.secrets, inTx: true, hooks: s.hooks})
 	})
 	return Translate(err)
 }

@@ -97,7 +97,9 @@ var errNoChange = fmt.Errorf("no change")
 
 // NewVersion makes a new version of a repository from the changes fn stages,
 // in one transaction. When fn changes nothing, no version is made and the
-// latest one is returned with created=false. Retention runs afterwards.
+// latest one is returned with created=false. The store's version hooks
+// (OnNewVersion) run in the transaction once the version is made, and
+// retention runs after them.
 func (s *Store) NewVersion(ctx context.Context, repoID, createdBy string, fn func(b *VersionBuilder) error) (v *RepositoryVersion, created bool, err error) {
 	err = s.Tx(ctx, func(tx *Store) error {
 		repo, err := tx.lockRepository(ctx, repoID)
@@ -150,6 +152,9 @@ func (s *Store) NewVersion(ctx context.Context, repoID, createdBy string, fn fun
 		if err := tx.DB(ctx).Model(&Repository{}).Where("id = ?", repoID).
 			Updates(map[string]any{"latest_version": b.number, "updated_at": now}).Error; err != nil {
 			return Translate(err)
+		}
+		if err := tx.runVersionHooks(ctx, repo, v); err != nil {
+			return err
 		}
 		created = true
 		return tx.applyRetention(ctx, repo)

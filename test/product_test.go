@@ -25,9 +25,8 @@ type prodEnv struct {
 func newProdEnv(t *testing.T, dialect db.Dialect, withRedis bool, extra ...string) *prodEnv {
 	t.Helper()
 	env := NewEnv(t, dialect, withRedis)
-	// Every version kept, so that the activity shows each change (the
-	// default keeps only the latest).
-	env.Extra = append(env.Extra, "BERTH_PUSH_RETAIN_VERSIONS=0")
+	// The default push retention (BERTH_PUSH_RETAIN_VERSIONS=1): the
+	// activity keeps every change all the same.
 	srv := env.Serve(t, extra...)
 	if withRedis {
 		env.Worker(t, "product-worker")
@@ -520,8 +519,7 @@ func TestProductBadInput(t *testing.T) {
 	}
 	var after prodPage[prodActivity]
 	e.call(prodAdmin, http.MethodGet, ee+"_content/activity/", nil, http.StatusOK, &after)
-	// One new version (the delete's; older ones may have been pruned by
-	// the push retention), which removed and added nothing else.
+	// One new version (the delete's), which removed and added nothing else.
 	if after.Results[0].Version != before.Results[0].Version+1 || changes(after.Results[0].Added) != "" ||
 		changes(after.Results[0].Removed) != "manifest "+shortHex(d)+",tag 1" {
 		t.Fatalf("after one delete and a failed tag: latest version %+v, before %+v", after.Results[0], before.Results[0])

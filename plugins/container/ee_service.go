@@ -167,8 +167,10 @@ type VersionActivity struct {
 	Removed   []Change
 }
 
-// Activity lists the versions of name's repository newest first (not
-// version 0) with the tags and manifests each added and removed.
+// Activity lists the repository versions of name that changed its tags or
+// manifests, newest first, with what each added and removed. The history
+// is recorded as versions are made (activity.go), so it reaches back to the
+// repository's first version whatever retain_repo_versions prunes.
 func (p *Plugin) Activity(ctx context.Context, name string, o ListOptions) ([]VersionActivity, int64, error) {
 	ee, err := p.GetExecutionEnvironment(ctx, name)
 	if err != nil {
@@ -177,45 +179,24 @@ func (p *Plugin) Activity(ctx context.Context, name string, o ListOptions) ([]Ve
 	if ee.RepositoryID == "" {
 		return []VersionActivity{}, 0, nil
 	}
-	vs, total, err := p.store.ListVersions(ctx, ee.RepositoryID, core.ListQuery{
-		Limit: o.limit(), Offset: max(o.Offset, 0), Ordering: []string{"-number"},
-		Filters: []core.Filter{{Field: "number", Op: "gt", Value: 0}},
-	})
+	rows, total, err := activityPage(ctx, p.store, ee.RepositoryID, o.limit(), max(o.Offset, 0))
 	if err != nil {
 		return nil, 0, err
 	}
-	numbers := make([]int, len(vs))
-	out := make([]VersionActivity, len(vs))
-	at := map[int]int{}
-	for i, v := range vs {
-		numbers[i] = v.Number
-		at[v.Number] = i
-		out[i] = VersionActivity{Number: v.Number, CreatedAt: v.CreatedAt.UTC(), CreatedBy: v.CreatedBy, Added: []Change{}, Removed: []Change{}}
-	}
-	rows, err := versionChanges(ctx, p.store, ee.RepositoryID, numbers)
-	if err != nil {
-		return nil, 0, err
-	}
+	out := []VersionActivity{}
 	for _, r := range rows {
-		c := Change{Kind: "manifest"}
-		switch {
-		case r.Type == TypeTag && r.TagName != nil:
-			c.Kind, c.Tag = "tag", *r.TagName
-			if r.TagDigest != nil {
-				c.Digest = *r.TagDigest
-			}
-		case r.ManifestDigest != nil:
-			c.Digest = *r.ManifestDigest
-		default:
-			continue
+		if len(out) == 0 || out[len(out)-1].Number != r.Version {
+			out = append(out, VersionActivity{Number: r.Version, CreatedAt: r.CreatedAt.UTC(), CreatedBy: r.CreatedBy, Added: []Change{}, Removed: []Change{}})
 		}
-		if i, ok := at[r.VersionAdded]; ok {
-			out[i].Added = append(out[i].Added, c)
+		a := &out[len(out)-1]
+		c := Change{Kind: "manifest", Digest: r.Digest}
+		if r.Action == actionTagAdded || r.Action == actionTagRemoved {
+			c.Kind, c.Tag = "tag", r.Tag
 		}
-		if r.VersionRemoved != nil {
-			if i, ok := at[*r.VersionRemoved]; ok {
-				out[i].Removed = append(out[i].Removed, c)
-			}
+		if r.Action == actionTagAdded || r.Action == actionImageAdded {
+			a.Added = append(a.Added, c)
+		} else {
+			a.Removed = append(a.Removed, c)
 		}
 	}
 	return out, total, nil

@@ -10,8 +10,8 @@ import (
 )
 
 // The queries of the execution-environment views (ee_service.go): images
-// as a product shows them, their top-level manifests, their history of tag
-// and manifest changes, and the tags a caller may pull.
+// as a product shows them, their top-level manifests and the tags a caller
+// may pull (their history of tag and manifest changes is in activity.go).
 
 // eeRow is an image (distribution) with its namespace and repository.
 type eeRow struct {
@@ -167,35 +167,6 @@ func refsOf(ctx context.Context, s *core.Store, manifestIDs []string) (map[strin
 			MediaType: r.MediaType, Size: r.Size, OS: r.OS, Architecture: r.Architecture, Variant: r.Variant})
 	}
 	return out, nil
-}
-
-// changeRow is one tag or manifest a version added or removed.
-type changeRow struct {
-	VersionAdded   int
-	VersionRemoved *int
-	Type           string
-	TagName        *string
-	TagDigest      *string
-	ManifestDigest *string
-}
-
-// versionChanges lists the tags and manifests that the given versions of a
-// repository added or removed.
-func versionChanges(ctx context.Context, s *core.Store, repoID string, numbers []int) ([]changeRow, error) {
-	if len(numbers) == 0 {
-		return nil, nil
-	}
-	var rows []changeRow
-	err := s.DB(ctx).Raw(`SELECT rc.version_added AS version_added, rc.version_removed AS version_removed, c.type AS type,
-			t.name AS tag_name, tm.digest AS tag_digest, m.digest AS manifest_digest
-		FROM repository_contents rc
-		JOIN contents c ON c.id = rc.content_id
-		LEFT JOIN container_tags t ON t.content_id = rc.content_id
-		LEFT JOIN container_manifests tm ON tm.content_id = t.manifest_id
-		LEFT JOIN container_manifests m ON m.content_id = rc.content_id
-		WHERE rc.repository_id = ? AND c.type IN ? AND (rc.version_added IN ? OR rc.version_removed IN ?)
-		ORDER BY t.name, m.digest`, repoID, []string{TypeTag, TypeManifest}, numbers, numbers).Scan(&rows).Error
-	return rows, core.Translate(err)
 }
 
 // imageRefRow is a tag of an image, for "name:tag" lists.

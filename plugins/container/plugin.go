@@ -27,6 +27,7 @@
 package container
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type Plugin struct {
 	log       *slog.Logger
 	auth      Authorizer
 	onNS      NamespaceHook
+	onNSGone  func(ctx context.Context, namespace string) error
 	publicURL string
 	expiry    time.Duration
 
@@ -127,6 +129,7 @@ func New(store *core.Store, blobs storage.Driver, opts ...Option) (*Plugin, erro
 		log:       o.log.With("plugin", PluginName),
 		auth:      o.auth,
 		onNS:      o.onNamespace,
+		onNSGone:  o.onNSDeleted,
 		publicURL: strings.TrimSuffix(o.publicURL, "/"),
 		expiry:    o.uploadExpiry,
 		caches:    newCaches(o.cacheEntries, o.cacheBytes, o.latestTTL),
@@ -136,6 +139,9 @@ func New(store *core.Store, blobs storage.Driver, opts ...Option) (*Plugin, erro
 		retain:    o.pushRetention,
 	}
 	p.handlers = p.table()
+	// Every new version of a container repository records its tag and
+	// image changes (activity.go), whatever retention does to versions.
+	store.OnNewVersion(activityHook, recordActivity)
 	return p, nil
 }
 

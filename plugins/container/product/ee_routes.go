@@ -90,8 +90,9 @@ func (s *Service) eeRoutes(r *api.Router) {
 		"In a task (untag on the namespace); the image stays, by digest and its other tags.",
 		nil, nil, api.TaskAccepted{}, http.StatusAccepted, s.removeTag)
 	add(http.MethodGet, content+"activity/", "activity_list", "The history of tag and image changes",
-		"One entry per repository version, newest first: the tags and manifests it added and removed, when and by whom. "+
-			"It reaches back as far as the repository keeps versions (retain_repo_versions; for pushed images BERTH_PUSH_RETAIN_VERSIONS): older changes are folded into the oldest version kept.",
+		"One entry per repository version that changed tags or manifests, newest first: the tags and manifests it added and removed, when and by whom. "+
+			"A moved tag is removed (from the image it named) and added. The history is recorded as each version is made and kept with the image, "+
+			"whatever versions retention prunes (retain_repo_versions, BERTH_PUSH_RETAIN_VERSIONS).",
 		pageSpec.Params(), nil, api.Page[ActivityView]{}, 0, s.listActivity)
 	add(http.MethodGet, content+"controllers/", "controllers_list", "Use in Controller: links with the image prefilled",
 		"One link per configured controller (BERTH_CONTROLLER_URLS), for the tag or digest given, or the latest tag.",
