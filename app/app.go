@@ -121,6 +121,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, version str
 		container.WithUploadExpiry(cfg.UploadExpiry),
 		container.WithPushRetention(cfg.PushRetainVersions),
 		container.WithAuthorizer(registryAuthorizer{a.Auth}),
+		container.WithNamespaceDeletedHook(a.Auth.ForgetNamespace),
 		container.WithNamespaceHook(func(ctx context.Context, namespace string, creator container.Identity) error {
 			if creator.UserID == "" {
 				return nil

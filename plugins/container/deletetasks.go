@@ -249,6 +249,13 @@ func (p *Plugin) DeleteNamespace(ctx context.Context, who Identity, nsID string,
 	}
 	p.caches.invalidateNamespace(out.Namespace)
 	p.log.Info("namespace deleted", "namespace", out.Namespace, "images", out.Images, "user", who.name())
+	if p.onNSGone != nil {
+		if err := p.onNSGone(ctx, out.Namespace); err != nil {
+			// The namespace is gone; its role bindings are not. Say so loudly:
+			// a namespace made again under this name would inherit them.
+			p.log.Error("namespace deleted but its role bindings were not removed", "namespace", out.Namespace, "err", err)
+		}
+	}
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ type options struct {
 	log          *slog.Logger
 	auth         Authorizer
 	onNamespace  NamespaceHook
+	onNSDeleted  func(ctx context.Context, namespace string) error
 	publicURL    string
 	uploadExpiry time.Duration
 	cacheEntries int
@@ -59,6 +61,17 @@ func WithAuthorizer(a Authorizer) Option {
 func WithNamespaceHook(h NamespaceHook) Option {
 	return func(o *options) error {
 		o.onNamespace = h
+		return nil
+	}
+}
+
+// WithNamespaceDeletedHook sets the function told about every namespace
+// deleted, after the deletion committed (default: none): the auth service
+// drops the roles bound to it, so a namespace made again later under the
+// same name starts with no owners but its new creator.
+func WithNamespaceDeletedHook(h func(ctx context.Context, namespace string) error) Option {
+	return func(o *options) error {
+		o.onNSDeleted = h
 		return nil
 	}
 }
