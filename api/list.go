@@ -415,22 +415,35 @@ func typedList[T any](spec ListSpec, typ string,
 	show func(context.Context, []T) ([]any, error),
 ) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		q, err := ParseList(c, spec)
-		if err != nil {
-			return err
-		}
+		var only []core.Filter
 		if typ != "" {
-			q.Filters = append(q.Filters, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
+			only = append(only, core.Filter{Field: "pulp_type", Op: "eq", Value: typ})
 		}
-		ctx := c.Request().Context()
-		list, count, err := load(ctx, q)
-		if err != nil {
-			return err
-		}
-		out, err := show(ctx, list)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, NewPage(c, q, count, out))
+		return RenderList(c, spec, only, load, show)
 	}
+}
+
+// RenderList answers a list request the way every list of the API does:
+// it parses the query against spec (plus the fixed filters), loads one page
+// with load, renders its items with show and writes the
+// {count, next, previous, results} page.
+func RenderList[T, V any](c echo.Context, spec ListSpec, fixed []core.Filter,
+	load func(context.Context, core.ListQuery) ([]T, int64, error),
+	show func(context.Context, []T) ([]V, error),
+) error {
+	q, err := ParseList(c, spec)
+	if err != nil {
+		return err
+	}
+	q.Filters = append(q.Filters, fixed...)
+	ctx := c.Request().Context()
+	list, count, err := load(ctx, q)
+	if err != nil {
+		return err
+	}
+	out, err := show(ctx, list)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, NewPage(c, q, count, out))
 }

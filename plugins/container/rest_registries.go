@@ -405,20 +405,7 @@ func (rr RegistryRoutes) listRegistries(c echo.Context) error {
 	if _, err := rr.caller(c, true); err != nil {
 		return err
 	}
-	q, err := api.ParseList(c, registryListSpec)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	list, total, err := rr.Plugin.ListRegistries(ctx, q)
-	if err != nil {
-		return err
-	}
-	out, err := rr.registryViews(ctx, list)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, api.NewPage(c, q, total, out))
+	return api.RenderList(c, registryListSpec, nil, rr.Plugin.ListRegistries, rr.registryViews)
 }
 
 func (rr RegistryRoutes) getRegistry(c echo.Context) error {
@@ -726,20 +713,7 @@ func (rr RegistryRoutes) listRemoteImages(spec api.ListSpec) echo.HandlerFunc {
 		if _, err := rr.caller(c, true); err != nil {
 			return err
 		}
-		q, err := api.ParseList(c, spec)
-		if err != nil {
-			return err
-		}
-		ctx := c.Request().Context()
-		list, total, err := rr.Plugin.ListRemoteImages(ctx, q)
-		if err != nil {
-			return err
-		}
-		out, err := rr.remoteImageViews(ctx, list)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, api.NewPage(c, q, total, out))
+		return api.RenderList(c, spec, nil, rr.Plugin.ListRemoteImages, rr.remoteImageViews)
 	}
 }
 
