@@ -191,22 +191,6 @@ func (s *Store) changeSummary(ctx context.Context, repoID string, number int) (C
 	return sum, nil
 }
 
-// fullSummary recomputes a version's summary from the membership rows.
-func (s *Store) fullSummary(ctx context.Context, repoID string, number int) (ContentSummary, error) {
-	sum, err := s.changeSummary(ctx, repoID, number)
-	if err != nil {
-		return sum, err
-	}
-	var rows []struct {
-		Type string
-		N    int
-	}
-	err = s.DB(ctx).Raw("SELECT c.type AS type, COUNT(*) AS n FROM repository_contents rc JOIN contents c ON c.id = rc.content_id WHERE "+InVersionSQL+" GROUP BY c.type", repoID, number, number).Scan(&rows).Error
-	for _, r := range rows {
-		sum.Present[r.Type] = r.N
-	}
-	return sum, Translate(err)
-}
 
 // contentIDs lists content IDs in a version, optionally of one type.
 func (s *Store) contentIDs(ctx context.Context, repoID string, number int, typ string) ([]string, error) {
@@ -328,10 +312,19 @@ func (s *Store) deleteVersion(ctx context.Context, repo *Repository, number int)
 	if err := g.Delete(&RepositoryVersion{}, "id = ?", v.ID).Error; err != nil {
 		return Translate(err)
 	}
-	sum, err := s.fullSummary(ctx, rid, m)
+	// What version m holds is unchanged; only what it added and removed
+	// (now relative to the version before n) changed. Both are indexed
+	// lookups of the rows at m, so folding costs what changed, not the size
+	// of the repository.
+	mv, err := s.Version(ctx, rid, m)
 	if err != nil {
 		return err
 	}
+	sum, err := s.changeSummary(ctx, rid, m)
+	if err != nil {
+		return err
+	}
+	sum.Present = mv.ContentSummary.Present
 	return Translate(g.Model(&RepositoryVersion{}).Where("repository_id = ? AND number = ?", rid, m).Update("content_summary", sum).Error)
 }
 
