@@ -191,7 +191,6 @@ func (s *Store) changeSummary(ctx context.Context, repoID string, number int) (C
 	return sum, nil
 }
 
-
 // contentIDs lists content IDs in a version, optionally of one type.
 func (s *Store) contentIDs(ctx context.Context, repoID string, number int, typ string) ([]string, error) {
 	q := s.DB(ctx).Table("repository_contents rc").Select("rc.content_id").Where(InVersionSQL, repoID, number, number)
