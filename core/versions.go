@@ -273,58 +273,81 @@ func (s *Store) deleteVersion(ctx context.Context, repo *Repository, number int)
 	if err := s.DB(ctx).Model(&RepositoryVersion{}).Select("MIN(number)").Where("repository_id = ? AND number > ?", repo.ID, number).Scan(&next).Error; err != nil {
 		return Translate(err)
 	}
-	g := s.DB(ctx)
-	n, m, rid := number, next, repo.ID
-	// Every membership boundary at n moves to m; an interval that becomes
-	// empty ([m, m)) disappears and two intervals that now touch are joined.
-	steps := []struct {
-		sql  string
-		args []any
-	}{
-		{"UPDATE repository_contents SET version_removed = ? WHERE repository_id = ? AND version_removed = ?", []any{m, rid, n}},
-		{"DELETE FROM repository_contents WHERE repository_id = ? AND version_added = ? AND version_removed = ?", []any{rid, n, m}},
-		{"UPDATE repository_contents SET version_added = ? WHERE repository_id = ? AND version_added = ?", []any{m, rid, n}},
-	}
-	for _, st := range steps {
-		if err := g.Exec(st.sql, st.args...).Error; err != nil {
-			return Translate(err)
-		}
-	}
-	var joins []struct {
-		ContentID      string
-		VersionRemoved *int
-	}
-	if err := g.Raw(`SELECT b.content_id AS content_id, b.version_removed AS version_removed FROM repository_contents b
-		WHERE b.repository_id = ? AND b.version_added = ? AND EXISTS (
-		  SELECT 1 FROM repository_contents a WHERE a.repository_id = b.repository_id AND a.content_id = b.content_id AND a.version_removed = ?)`,
-		rid, m, m).Scan(&joins).Error; err != nil {
+	var prev *int
+	if err := s.DB(ctx).Model(&RepositoryVersion{}).Select("MAX(number)").Where("repository_id = ? AND number < ?", repo.ID, number).Scan(&prev).Error; err != nil {
 		return Translate(err)
 	}
-	for _, j := range joins {
-		if err := g.Exec("DELETE FROM repository_contents WHERE repository_id = ? AND content_id = ? AND version_added = ?", rid, j.ContentID, m).Error; err != nil {
-			return Translate(err)
-		}
-		if err := g.Exec("UPDATE repository_contents SET version_removed = ? WHERE repository_id = ? AND content_id = ? AND version_removed = ?", j.VersionRemoved, rid, j.ContentID, m).Error; err != nil {
-			return Translate(err)
-		}
+	g := s.DB(ctx)
+	rid, m := repo.ID, next
+	p := -1
+	if prev != nil {
+		p = *prev
+	}
+	// A membership row [added, removed) says which version numbers hold the
+	// content; deleting a version changes what no other version holds, so
+	// the rows stay as they are — except those that no surviving version
+	// falls in any more: added after p and removed by m. Rewriting rows to
+	// the next version's number instead would make every push to a
+	// repository that keeps one version cost the size of the repository.
+	if err := g.Exec("DELETE FROM repository_contents WHERE repository_id = ? AND version_removed IS NOT NULL AND version_removed <= ? AND version_added > ?", rid, m, p).Error; err != nil {
+		return Translate(err)
 	}
 	if err := g.Delete(&RepositoryVersion{}, "id = ?", v.ID).Error; err != nil {
 		return Translate(err)
 	}
-	// What version m holds is unchanged; only what it added and removed
-	// (now relative to the version before n) changed. Both are indexed
-	// lookups of the rows at m, so folding costs what changed, not the size
-	// of the repository.
+	// What m holds is unchanged; what it added and removed is now relative
+	// to p. With no earlier version left, m added everything it holds.
 	mv, err := s.Version(ctx, rid, m)
 	if err != nil {
 		return err
 	}
-	sum, err := s.changeSummary(ctx, rid, m)
-	if err != nil {
+	sum := emptySummary()
+	sum.Present = mv.ContentSummary.Present
+	if prev == nil {
+		for t, c := range sum.Present {
+			sum.Added[t] = c
+		}
+	} else if sum, err = s.rangeSummary(ctx, rid, p, m, sum.Present); err != nil {
 		return err
 	}
-	sum.Present = mv.ContentSummary.Present
 	return Translate(g.Model(&RepositoryVersion{}).Where("repository_id = ? AND number = ?", rid, m).Update("content_summary", sum).Error)
+}
+
+// rangeSummary counts, by type, the content version m holds that version p
+// did not (added) and the content p held that m does not (removed) — the
+// changes of m once the versions between were deleted — with m's present
+// counts. Only rows that changed after p are looked at.
+func (s *Store) rangeSummary(ctx context.Context, repoID string, p, m int, present map[string]int) (ContentSummary, error) {
+	sum := emptySummary()
+	sum.Present = present
+	type row struct {
+		Type string
+		N    int
+	}
+	const at = "o.repository_id = rc.repository_id AND o.content_id = rc.content_id AND o.version_added <= ? AND (o.version_removed IS NULL OR o.version_removed > ?)"
+	for _, part := range []struct {
+		where string
+		args  []any
+		dst   map[string]int
+	}{
+		// In m, added after p, and not in p.
+		{"rc.version_added > ? AND rc.version_added <= ? AND (rc.version_removed IS NULL OR rc.version_removed > ?) AND NOT EXISTS (SELECT 1 FROM repository_contents o WHERE " + at + ")",
+			[]any{p, m, m, p, p}, sum.Added},
+		// In p, removed after p up to m, and not in m.
+		{"rc.version_added <= ? AND rc.version_removed > ? AND rc.version_removed <= ? AND NOT EXISTS (SELECT 1 FROM repository_contents o WHERE " + at + ")",
+			[]any{p, p, m, m, m}, sum.Removed},
+	} {
+		var rows []row
+		args := append([]any{repoID}, part.args...)
+		err := s.DB(ctx).Raw("SELECT c.type AS type, COUNT(*) AS n FROM repository_contents rc JOIN contents c ON c.id = rc.content_id WHERE rc.repository_id = ? AND "+part.where+" GROUP BY c.type", args...).Scan(&rows).Error
+		if err != nil {
+			return sum, Translate(err)
+		}
+		for _, r := range rows {
+			part.dst[r.Type] = r.N
+		}
+	}
+	return sum, nil
 }
 
 // applyRetention deletes the oldest versions beyond the repository's
