@@ -248,18 +248,7 @@ func (s *Server) typedDistributionRoutes(r *Router, t typedRoutes) {
 	r.Add(Operation{
 		Method: http.MethodGet, Path: item, ID: t.opID + "_read", Tags: t.tags,
 		Summary: "Inspect a " + t.typ + " distribution", Response: response,
-	}, func(c echo.Context) error {
-		ctx := c.Request().Context()
-		d, err := s.typedDistribution(ctx, t.typ, c.Param("id"))
-		if err != nil {
-			return err
-		}
-		out, err := s.showDistribution(ctx, d)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, out)
-	})
+	}, typedRead(t.typ, s.typedDistribution, s.showDistribution))
 
 	update := func(partial bool) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -447,3 +447,20 @@ func RenderList[T, V any](c echo.Context, spec ListSpec, fixed []core.Filter,
 	}
 	return c.JSON(http.StatusOK, NewPage(c, q, count, out))
 }
+
+// typedRead is the detail handler of a core object kind: load the object of
+// type typ named by the :id parameter and render it.
+func typedRead[T any](typ string, load func(ctx context.Context, typ, id string) (T, error), show func(context.Context, T) (any, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		obj, err := load(ctx, typ, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		out, err := show(ctx, obj)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}

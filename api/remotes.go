@@ -261,18 +261,7 @@ func (s *Server) typedRemoteRoutes(r *Router, t typedRoutes) {
 	r.Add(Operation{
 		Method: http.MethodGet, Path: item, ID: t.opID + "_read", Tags: t.tags,
 		Summary: "Inspect a " + t.typ + " remote", Response: response,
-	}, func(c echo.Context) error {
-		ctx := c.Request().Context()
-		rem, err := s.typedRemote(ctx, t.typ, c.Param("id"))
-		if err != nil {
-			return err
-		}
-		out, err := s.showRemote(ctx, rem)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, out)
-	})
+	}, typedRead(t.typ, s.typedRemote, s.showRemote))
 
 	update := func(partial bool) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -197,18 +197,7 @@ func (s *Server) typedRepositoryRoutes(r *Router, t typedRoutes) {
 	r.Add(Operation{
 		Method: http.MethodGet, Path: item, ID: t.opID + "_read", Tags: t.tags,
 		Summary: "Inspect a " + t.typ + " repository", Response: response,
-	}, func(c echo.Context) error {
-		ctx := c.Request().Context()
-		repo, err := s.typedRepository(ctx, t.typ, c.Param("id"))
-		if err != nil {
-			return err
-		}
-		out, err := s.showRepository(ctx, repo)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, out)
-	})
+	}, typedRead(t.typ, s.typedRepository, s.showRepository))
 
 	update := func(partial bool) echo.HandlerFunc {
 		return func(c echo.Context) error {
