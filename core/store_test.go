@@ -247,6 +247,63 @@ func TestRetainRepoVersions(t *testing.T) {
 	})
 }
 
+// TestNewVersionReadsOnlyTheChange: a change of one item to a repository
+// of thousands that keeps one version — what a tag push does — finds every
+// membership row it needs through the version it concerns, so that a push
+// costs the same whatever the size of the repository. It checks SQLite's
+// query plans, which come from the schema alone (PostgreSQL's come from
+// statistics, and the same indexes serve it).
+func TestNewVersionReadsOnlyTheChange(t *testing.T) {
+	t.Parallel()
+	g := testdb.Open(t, db.SQLite, migrations.Core)
+	box, err := secret.New("test-secret-key-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := core.NewStore(g, box)
+	one := 1
+	r := &core.Repository{Type: "test.test", Name: "big", RetainRepoVersions: &one}
+	if err := s.CreateRepository(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 2000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("item-%04d", i)
+	}
+	ids := content(t, s, keys...)
+	version(t, s, r.ID, ids[:1000], nil)
+	version(t, s, r.ID, ids[1000:1999], nil)
+	statements := testdb.Record(t, g, func() {
+		if _, created := version(t, s, r.ID, ids[1999:], ids[:1]); !created {
+			t.Fatal("no version made")
+		}
+	})
+	if len(statements) < 5 {
+		t.Fatalf("recorded %d statements: the recorder missed the change's", len(statements))
+	}
+	checked := 0
+	for _, st := range statements {
+		if !strings.Contains(st.SQL, "repository_contents") {
+			continue
+		}
+		checked++
+		if bad := testdb.WholeTableReads(t, g, st, "repository_contents", "repository_id"); len(bad) > 0 {
+			t.Errorf("%s\nreads every membership row of the repository: %v", st.SQL, bad)
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("only %d statements read repository_contents", checked)
+	}
+	// The check itself catches a read that cannot seek by version.
+	scan := testdb.Statement{SQL: "SELECT COUNT(*) FROM repository_contents rc WHERE rc.repository_id = ? AND rc.version_added + 0 = ?", Vars: []any{r.ID, 3}}
+	if bad := testdb.WholeTableReads(t, g, scan, "repository_contents", "repository_id"); len(bad) == 0 {
+		t.Fatalf("%s: not reported as reading the whole repository (plan %v)", scan.SQL, testdb.SQLitePlan(t, g, scan))
+	}
+	if got := keysAt(t, s, r.ID, 3); !strings.HasPrefix(got, "item-0001,") || !strings.HasSuffix(got, ",item-1999") || strings.Count(got, ",") != 1998 {
+		t.Fatalf("version 3 holds %d items, %.30s…", strings.Count(got, ",")+1, got)
+	}
+}
+
 func TestConcurrentVersionsLoseNothing(t *testing.T) {
 	each(t, func(t *testing.T, s *core.Store) {
 		r := newRepo(t, s, "busy")

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/core/db"
+	"github.com/berth-dev/berth/internal/testdb"
 	"github.com/berth-dev/berth/plugins/container"
 )
 
@@ -118,4 +120,58 @@ func TestCatalog(t *testing.T) {
 			t.Fatalf("catalog %v", all)
 		}
 	})
+}
+
+// TestTagPushReadsOnlyTheChange: tagging an image in a repository of 1500
+// tags, and then moving a tag, run statements that find their rows through
+// indexes on what they concern, never by reading every tag or membership
+// row of the repository, so that a push costs the same whatever the
+// repository's size. It checks SQLite's query plans, which come from the
+// schema alone.
+func TestTagPushReadsOnlyTheChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testdb.Open(t, db.SQLite, sets...), t.TempDir())
+	img, other := newImage(1, "amd64"), newImage(2, "arm64")
+	e.mustPushImage("big/tags", "seed", img)
+	e.mustPushImage("big/tags", "other", other)
+	var tags []string
+	for i := range 1500 {
+		tags = append(tags, fmt.Sprintf("t%04d", i))
+	}
+	if _, err := e.plugin.PutManifest(ctx, container.Identity{}, "big/tags", mtOCIManifest, img.manifest, img.digest, tags); err != nil {
+		t.Fatal(err)
+	}
+	for _, push := range []struct{ tag string }{{"new-tag"}, {"t0750"}} {
+		statements := testdb.Record(t, e.g, func() {
+			r := e.do(http.MethodPut, "/v2/big/tags/manifests/"+push.tag, other.manifest, "Content-Type", other.mt)
+			expect(t, "push "+push.tag, r, http.StatusCreated, "")
+		})
+		checked := 0
+		for _, st := range statements {
+			for _, table := range []struct{ name, prefix string }{
+				{"repository_contents", "repository_id"},
+				{"container_tags", ""},
+				{"container_manifests", ""},
+				{"contents", ""},
+			} {
+				if bad := testdb.WholeTableReads(t, e.g, st, table.name, table.prefix); len(bad) > 0 {
+					t.Errorf("push %s: %s\nreads all of %s: %v", push.tag, st.SQL, table.name, bad)
+				}
+				if table.name == "repository_contents" && strings.Contains(st.SQL, table.name) {
+					checked++
+				}
+			}
+		}
+		if checked < 3 {
+			t.Fatalf("push %s: only %d of %d statements read repository_contents", push.tag, checked, len(statements))
+		}
+	}
+	got := pages(t, e, "/v2/big/tags/tags/list", "tags")[0]
+	if len(got) != 1503 || !slices.Contains(got, "new-tag") || !slices.Contains(got, "t0750") {
+		t.Fatalf("%d tags after the pushes", len(got))
+	}
+	r := e.do(http.MethodGet, "/v2/big/tags/manifests/t0750", nil, "Accept", other.mt)
+	if r.header.Get("Docker-Content-Digest") != other.digest.String() {
+		t.Fatalf("t0750 serves %s, want %s", r.header.Get("Docker-Content-Digest"), other.digest)
+	}
 }
