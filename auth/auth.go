@@ -82,17 +82,13 @@ func New(g *gorm.DB, opts ...Option) (*Service, error) {
 		u, _ := url.Parse(o.publicURL) // validated by WithPublicURL or the default
 		o.service = u.Host
 	}
-	h, err := newHasher(o.hashParams)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
 	st := newStore(g)
 	s := &Service{
 		store:   st,
 		log:     o.log.With("component", "auth"),
 		opt:     o,
 		limiter: newFailureLimiter(o.failureBurst, o.failureRefill, o.now),
-		hasher:  h,
+		hasher:  newHasher(o.hashParams),
 		creds:   newCredCache(o.credentialCacheTTL, o.now),
 		signKey: secret.Derive(o.secretKey, "berth registry token signing"),
 	}

@@ -1,11 +1,13 @@
 package auth_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
 
 	"github.com/berth-dev/berth/auth"
@@ -24,7 +26,7 @@ func TestPasswords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		if !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=7168,t=5,p=1$") {
 			t.Fatalf("hash %q is not argon2id with the default parameters", u.PasswordHash)
 		}
 		if strings.Contains(u.PasswordHash, "correct horse") {
@@ -81,6 +83,45 @@ func TestPasswords(t *testing.T) {
 		}
 		if _, err := s.AuthenticateBasic(ctx, "alice", "another good password", "192.0.2.3", auth.UsageAPI); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Fatalf("inactive user: %v", err)
+		}
+	})
+}
+
+// TestPasswordsHashedWithOtherParameters: a hash keeps the argon2id cost it
+// was made with, so accounts created under earlier defaults (19 MiB, 2
+// passes) still log in, and a tampered hash never does.
+func TestPasswordsHashedWithOtherParameters(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, g *gorm.DB) {
+		s := newService(t, g, auth.WithCredentialCache(0))
+		mustUser(t, s, "carol", false)
+		salt := []byte("0123456789abcdef")
+		key := argon2.IDKey([]byte("carol-old-password"), salt, 2, 19*1024, 1, 32)
+		b64 := base64.RawStdEncoding
+		old := "$argon2id$v=19$m=19456,t=2,p=1$" + b64.EncodeToString(salt) + "$" + b64.EncodeToString(key)
+		setHash := func(h string) {
+			t.Helper()
+			if err := g.Exec("UPDATE auth_users SET password_hash = ? WHERE username = ?", h, "carol").Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		setHash(old)
+		if _, err := s.AuthenticateBasic(ctx, "carol", "carol-old-password", "192.0.2.1", auth.UsageAPI); err != nil {
+			t.Fatalf("password hashed with m=19456,t=2: %v", err)
+		}
+		if _, err := s.AuthenticateBasic(ctx, "carol", "carol-wrong-password", "192.0.2.1", auth.UsageAPI); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("wrong password against an old hash: %v", err)
+		}
+		for _, bad := range []string{
+			strings.Replace(old, "t=2", "t=3", 1), // another cost: another key
+			strings.Replace(old, "argon2id", "argon2i", 1),
+			"$argon2id$v=19$m=19456,t=2,p=1$" + b64.EncodeToString(salt) + "$", // no key
+			"",
+		} {
+			setHash(bad)
+			if _, err := s.AuthenticateBasic(ctx, "carol", "carol-old-password", "192.0.2.1", auth.UsageAPI); !errors.Is(err, auth.ErrInvalidCredentials) {
+				t.Fatalf("hash %q accepted the password: %v", bad, err)
+			}
 		}
 	})
 }
