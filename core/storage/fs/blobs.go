@@ -108,7 +108,7 @@ func (d *Driver) writeVerified(ctx context.Context, f *os.File, dg digest.Digest
 	h := dg.Algorithm().Hash()
 	// Neither side implements WriterTo or ReaderFrom, so the copy goes
 	// through the bounded buffer and every read checks ctx.
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, make([]byte, copyBufferSize))
+	n, err := io.CopyBuffer(io.MultiWriter(newWriteback(f, 0), h), src, make([]byte, copyBufferSize))
 	if err != nil {
 		return err
 	}

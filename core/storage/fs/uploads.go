@@ -73,7 +73,7 @@ func (d *Driver) createUpload(id, dir string) (*upload, error) {
 		f.Close()
 		return nil, err
 	}
-	return &upload{d: d, id: id, dir: dir, f: f, h: sha256.New()}, nil
+	return &upload{d: d, id: id, dir: dir, f: f, wb: newWriteback(f, 0), h: sha256.New()}, nil
 }
 
 // ResumeUpload reopens session id for appending. Its size is the length of
@@ -99,7 +99,7 @@ func (d *Driver) ResumeUpload(ctx context.Context, id string) (storage.Upload, e
 		f.Close()
 		return nil, fmt.Errorf("fs: resume upload %s: %w", id, err)
 	}
-	u := &upload{d: d, id: id, dir: dir, f: f, size: fi.Size()}
+	u := &upload{d: d, id: id, dir: dir, f: f, wb: newWriteback(f, fi.Size()), size: fi.Size()}
 	u.h, u.hashed = loadHashState(dir, u.size)
 	return u, nil
 }
@@ -169,6 +169,7 @@ type upload struct {
 	id   string
 	dir  string
 	f    *os.File // the data file, opened for appending; nil once closed
+	wb   *writeback
 	size int64
 	// h is the running sha256 of the first hashed bytes of the data, or nil
 	// when unknown. Commit of a sha256 digest hashes only the rest.
@@ -187,6 +188,7 @@ func (u *upload) Write(p []byte) (int, error) {
 		return 0, u.closedError()
 	}
 	n, err := u.f.Write(p)
+	u.wb.wrote(n)
 	if u.h != nil && u.hashed == u.size {
 		u.h.Write(p[:n])
 		u.hashed += int64(n)
