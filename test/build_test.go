@@ -15,8 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,10 +76,11 @@ func requireBuilds(t *testing.T) {
 // buildEnv is a berth serve (and, in Redis mode, a berth worker) with the
 // base image base/busybox:1 pushed into it.
 type buildEnv struct {
-	env *Env
-	srv *Server
-	api *Client
-	dir string
+	env    *Env
+	srv    *Server
+	api    *Client
+	worker *Proc // the separate build worker, with Redis
+	dir    string
 }
 
 func newBuildEnv(t *testing.T, dialect db.Dialect, withRedis bool) *buildEnv {
@@ -90,7 +93,7 @@ func newBuildEnv(t *testing.T, dialect db.Dialect, withRedis bool) *buildEnv {
 	e.api = e.srv.API(t)
 	if withRedis {
 		// A worker elsewhere reaches Berth's registry at the address it is told.
-		env.Worker(t, "builder", "BERTH_BUILD_REGISTRY="+e.srv.Addr)
+		e.worker = env.Worker(t, "builder", "BERTH_BUILD_REGISTRY="+e.srv.Addr)
 	}
 	e.pushBase(t, "base/busybox:1")
 	return e
@@ -641,6 +644,50 @@ func TestBuildFailuresAndCancelRedis(t *testing.T) {
 	}
 	if code, raw := e.api.Do(http.MethodPost, slow.Href+"cancel/", nil, nil); code != http.StatusConflict {
 		t.Errorf("cancelling a cancelled build: %d %s", code, raw)
+	}
+}
+
+// TestBuildWorkerKilled: when the worker running a build dies without
+// stopping it (kill -9), buildah dies with it instead of going on to push.
+func TestBuildWorkerKilled(t *testing.T) {
+	e := newBuildEnv(t, db.Postgres, true)
+	// A duration no other process uses, to find the RUN step's processes.
+	sleeper := fmt.Sprintf("sleep %d", 20000+os.Getpid()%10000)
+	b := e.submit(t, buildsPath, map[string]any{"target": "team/orphan", "tag": "v1",
+		"containerfile": "FROM " + e.srv.Addr + "/base/busybox:1\nRUN echo orphan-start && " + sleeper + "\n"})
+	t.Cleanup(func() { e.api.Do(http.MethodPost, b.Href+"cancel/", nil, nil) })
+	e.follow(t, b.Href).waitFor(t, "orphan-start", 2*time.Minute)
+	work := filepath.Join(e.env.DataDir, "builds", b.ID)
+	for deadline := time.Now().Add(10 * time.Second); len(processes(t, work)) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("buildah (%q) is not running", work)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The RUN step's processes are not buildah's to take along (below);
+	// they must not outlive the test.
+	t.Cleanup(func() {
+		for _, p := range processes(t, sleeper) {
+			if pid, err := strconv.Atoi(strings.SplitN(p, ":", 2)[0]); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	e.worker.Kill(t)
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if left = processes(t, work); len(left) == 0 {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Fatalf("buildah outlived its killed worker by 10s: %q", left)
+	}
+	// The RUN step runs under buildah-chroot-exec, which is reparented
+	// rather than killed: known, and logged here.
+	t.Logf("RUN step processes after the worker's death: %q", processes(t, sleeper))
+	if _, err := e.digest(t, "team/orphan:v1"); err == nil {
+		t.Error("the orphaned build pushed its image")
 	}
 }
 

@@ -17,8 +17,15 @@ import (
 )
 
 // groupAttr starts a process as the leader of a new process group, so that
-// the whole tree it starts can be signaled at once.
-func groupAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+// the whole tree it starts can be signaled at once, and has the kernel kill
+// it should the worker die without stopping it (SIGKILL, OOM): a build
+// outliving its worker would go on pushing for a task already failed as
+// "worker lost". (The signal follows the OS thread that started the
+// process; Go ends threads only for goroutines that exit locked to one,
+// which the worker's do not.)
+func groupAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
 
 // signalGroup sends sig to the process group led by pid. A group that is
 // gone already is not an error.
