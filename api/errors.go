@@ -72,6 +72,10 @@ func toCode(err error) *errcode.Error {
 	return nil
 }
 
+// RESTChallenge is the WWW-Authenticate of the REST API's 401 answers:
+// HTTP Basic with a password or a personal API token.
+const RESTChallenge = `Basic realm="berth"`
+
 // ErrorHandler is the single place that turns a handler's error into a
 // response body and a log line. Unknown errors are a 500 whose cause is
 // logged with the request ID and never shown to the client.
@@ -93,11 +97,17 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			}
 		}
 		status := ce.Status()
+		v2 := strings.HasPrefix(req.URL.Path, V2Prefix) || req.URL.Path == "/v2"
+		if status == http.StatusUnauthorized && !v2 && c.Response().Header().Get(echo.HeaderWWWAuthenticate) == "" {
+			// RFC 9110: a 401 says how to authenticate. /v2/ answers carry
+			// the registry's own challenge.
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, RESTChallenge)
+		}
 		if req.Method == http.MethodHead {
 			_ = c.NoContent(status)
 			return
 		}
-		if strings.HasPrefix(req.URL.Path, V2Prefix) || req.URL.Path == "/v2" {
+		if v2 {
 			_ = c.JSON(status, OCIErrors(ce))
 			return
 		}

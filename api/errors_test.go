@@ -54,6 +54,9 @@ func TestErrorHandler(t *testing.T) {
 	for name, err := range errs {
 		e.GET("/pulp/api/v3/"+name+"/", func(echo.Context) error { return err })
 	}
+	e.GET("/v2/x/manifests/y", func(echo.Context) error {
+		return errcode.Unauthorized.New().WithHeader(echo.HeaderWWWAuthenticate, `Bearer realm="https://r/token"`)
+	})
 	e.GET("/v2/x/blobs/y", func(echo.Context) error {
 		return errcode.BlobUnknown.New().WithDetail(map[string]string{"digest": "y"})
 	})
@@ -76,6 +79,13 @@ func TestErrorHandler(t *testing.T) {
 		{"/pulp/api/v3/missing/", 404, `{"detail":"Not found."}`},
 		{"/v2/x/blobs/y", 404, `{"errors":[{"code":"BLOB_UNKNOWN","detail":{"digest":"y"},"message":"blob unknown to registry"}]}`},
 	}
+	// A /v2/ 401 keeps the registry's challenge, never gets the REST one.
+	if resp, err := http.Get(srv.URL + "/v2/x/manifests/y"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 401 || resp.Header.Values(echo.HeaderWWWAuthenticate)[0] != `Bearer realm="https://r/token"` ||
+		len(resp.Header.Values(echo.HeaderWWWAuthenticate)) != 1 {
+		t.Errorf("/v2/ 401: %d %q", resp.StatusCode, resp.Header.Values(echo.HeaderWWWAuthenticate))
+	}
 	for _, tc := range cases {
 		resp, err := http.Get(srv.URL + tc.path)
 		if err != nil {
@@ -86,6 +96,10 @@ func TestErrorHandler(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.status || !strings.Contains(string(raw), tc.body) {
 			t.Errorf("%s: %d %s, want %d with %s", tc.path, resp.StatusCode, raw, tc.status, tc.body)
+		}
+		challenge := resp.Header.Get(echo.HeaderWWWAuthenticate)
+		if (tc.status == 401) != (challenge == api.RESTChallenge) {
+			t.Errorf("%s: %d with WWW-Authenticate %q", tc.path, resp.StatusCode, challenge)
 		}
 		if strings.Contains(string(raw), "10.0.0.7") {
 			t.Errorf("%s leaked the cause: %s", tc.path, raw)

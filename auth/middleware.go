@@ -7,12 +7,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/api/errcode"
 	"github.com/berth-dev/berth/core"
 )
-
-// restChallenge is the WWW-Authenticate of REST 401 answers.
-const restChallenge = `Basic realm="berth"`
 
 // authRequired is the REST API's 401.
 func authRequired(msg string) *errcode.Error {
@@ -20,7 +18,7 @@ func authRequired(msg string) *errcode.Error {
 	if msg != "" {
 		e = errcode.AuthRequired.Errorf("%s", msg)
 	}
-	return e.WithHeader(echo.HeaderWWWAuthenticate, restChallenge)
+	return e.WithHeader(echo.HeaderWWWAuthenticate, api.RESTChallenge)
 }
 
 type authenticatedKey struct{}
