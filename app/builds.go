@@ -22,9 +22,15 @@ func (a *App) registerBuilds() error {
 	if err != nil {
 		return err
 	}
+	workDir := filepath.Join(a.Config.DataDir, "builds")
+	// Builds of a worker that died on this data directory left their work
+	// directories, and perhaps RUN steps still running.
+	if _, err := build.CleanStale(workDir, a.Log); err != nil {
+		a.Log.Error("cannot clean up after builds whose worker died", "err", err)
+	}
 	h, err := builds.NewHandler(builds.HandlerConfig{
 		Store: a.Store, Runner: runner, Users: a.Auth, Registry: registry,
-		WorkDir: filepath.Join(a.Config.DataDir, "builds"), Log: a.Log,
+		WorkDir: workDir, Log: a.Log,
 	})
 	if err != nil {
 		return err

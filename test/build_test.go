@@ -648,7 +648,9 @@ func TestBuildFailuresAndCancelRedis(t *testing.T) {
 }
 
 // TestBuildWorkerKilled: when the worker running a build dies without
-// stopping it (kill -9), buildah dies with it instead of going on to push.
+// stopping it (kill -9), buildah dies with it instead of going on to push,
+// and the next worker to start on the data directory kills what is left of
+// the RUN step and removes the work directory.
 func TestBuildWorkerKilled(t *testing.T) {
 	e := newBuildEnv(t, db.Postgres, true)
 	// A duration no other process uses, to find the RUN step's processes.
@@ -658,14 +660,13 @@ func TestBuildWorkerKilled(t *testing.T) {
 	t.Cleanup(func() { e.api.Do(http.MethodPost, b.Href+"cancel/", nil, nil) })
 	e.follow(t, b.Href).waitFor(t, "orphan-start", 2*time.Minute)
 	work := filepath.Join(e.env.DataDir, "builds", b.ID)
-	for deadline := time.Now().Add(10 * time.Second); len(processes(t, work)) == 0; {
+	for deadline := time.Now().Add(10 * time.Second); len(processes(t, work)) == 0 || len(processes(t, sleeper)) == 0; {
 		if time.Now().After(deadline) {
-			t.Fatalf("buildah (%q) is not running", work)
+			t.Fatalf("buildah (%q) or its RUN (%q) is not running", processes(t, work), processes(t, sleeper))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The RUN step's processes are not buildah's to take along (below);
-	// they must not outlive the test.
+	// Should the test fail, the RUN step must not outlive it.
 	t.Cleanup(func() {
 		for _, p := range processes(t, sleeper) {
 			if pid, err := strconv.Atoi(strings.SplitN(p, ":", 2)[0]); err == nil {
@@ -674,20 +675,34 @@ func TestBuildWorkerKilled(t *testing.T) {
 		}
 	})
 	e.worker.Kill(t)
-	var left []string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if left = processes(t, work); len(left) == 0 {
-			break
+	gone := func(what string, d time.Duration) []string {
+		var left []string
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if left = processes(t, what); len(left) == 0 {
+				break
+			}
 		}
+		return left
 	}
-	if len(left) > 0 {
+	if left := gone(work, 10*time.Second); len(left) > 0 {
 		t.Fatalf("buildah outlived its killed worker by 10s: %q", left)
 	}
-	// The RUN step runs under buildah-chroot-exec, which is reparented
-	// rather than killed: known, and logged here.
-	t.Logf("RUN step processes after the worker's death: %q", processes(t, sleeper))
 	if _, err := e.digest(t, "team/orphan:v1"); err == nil {
 		t.Error("the orphaned build pushed its image")
+	}
+	// buildah-chroot-exec's RUN step may survive buildah; a new worker on
+	// the same data directory ends it.
+	t.Logf("RUN step processes after the worker's death: %q", processes(t, sleeper))
+	e.env.Worker(t, "builder-2", "BERTH_BUILD_REGISTRY="+e.srv.Addr)
+	if left := gone(sleeper, 30*time.Second); len(left) > 0 {
+		t.Errorf("the RUN step of the dead worker's build still runs after a new worker started: %q", left)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(work); os.IsNotExist(err) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("work directory %s still there after a new worker started (%v)", work, err)
+		}
 	}
 }
 

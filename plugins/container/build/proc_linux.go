@@ -4,6 +4,7 @@ package build
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,4 +122,71 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// processStart is process pid's start time in clock ticks since boot
+// (field 22 of /proc/PID/stat), which tells a process from a later one
+// with the same PID.
+func processStart(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 20 {
+		return "", fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields)+2)
+	}
+	return fields[19], nil
+}
+
+// buildahOf reports whether the process at /proc/PID base is a buildah
+// command working in dir.
+func buildahOf(base, dir string) bool {
+	cmdline, err := os.ReadFile(base + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return strings.HasPrefix(filepath.Base(args[0]), "buildah") && slices.ContainsFunc(args[1:], func(a string) bool {
+		return a == dir || strings.HasPrefix(a, dir+"/")
+	})
+}
+
+// killUnder SIGKILLs every other process whose root directory is dir or
+// under it (a RUN step), or that is a buildah command working in dir, until none is left (at most a
+// few rounds: a dying process may have started another). It returns how
+// many it killed.
+func killUnder(dir string) int {
+	self := os.Getpid()
+	killed := 0
+	for round := 0; round < 5; round++ {
+		found := 0
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			base := "/proc/" + p.Name()
+			root, _ := os.Readlink(base + "/root")
+			root = strings.TrimSuffix(root, " (deleted)")
+			if root != dir && !strings.HasPrefix(root, dir+"/") && !buildahOf(base, dir) {
+				continue
+			}
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				found++
+			}
+		}
+		if found == 0 {
+			break
+		}
+		killed += found
+		time.Sleep(100 * time.Millisecond)
+	}
+	return killed
 }

@@ -17,3 +17,7 @@ func signalGroup(pid int, sig syscall.Signal) error { return errNotLinux }
 func waitExited(pid int) error { return errNotLinux }
 
 func unmountUnder(dir string) error { return nil }
+
+func processStart(pid int) (string, error) { return "", errNotLinux }
+
+func killUnder(dir string) int { return 0 }

@@ -132,6 +132,10 @@ func (r *Runner) Run(ctx context.Context, dir string, job Job, out io.Writer) (*
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		w = workDir{dir: real} // remove what the link points to, not the link
 	}
+	if err := w.writeOwner(); err != nil {
+		_ = removeAll(w.dir)
+		return nil, &BuildError{Phase: PhasePrepare, Err: fmt.Errorf("work directory: %w", err)}
+	}
 	start := time.Now()
 	log := r.log.With("dir", w.dir)
 	log.Info("build started", "destinations", job.Destinations)
