@@ -158,9 +158,9 @@ func buildahOf(base, dir string) bool {
 }
 
 // killUnder SIGKILLs every other process whose root directory is dir or
-// under it (a RUN step), or that is a buildah command working in dir, until none is left (at most a
-// few rounds: a dying process may have started another). It returns how
-// many it killed.
+// under it (a RUN step), or that is a buildah command working in dir, until
+// none is left (at most a few rounds: a dying process may have started
+// another). It returns how many it killed.
 func killUnder(dir string) int {
 	self := os.Getpid()
 	killed := 0
