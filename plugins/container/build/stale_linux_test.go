@@ -59,7 +59,7 @@ func TestCleanStale(t *testing.T) {
 		}
 	}
 
-	dead := mk("dead", "999999999 1") // no such PID
+	dead := mk("dead", "999999999 1")                      // no such PID
 	reused := mk("reused", strconv.Itoa(os.Getpid())+" 1") // this PID, another start time
 	live := mk("live", processIdentity(os.Getpid()))
 	young := mk("young", "")
