@@ -448,6 +448,16 @@ func RenderList[T, V any](c echo.Context, spec ListSpec, fixed []core.Filter,
 	return c.JSON(http.StatusOK, NewPage(c, q, count, out))
 }
 
+// RenderOne answers with one object rendered the way its list renders it:
+// show, the list's renderer, on a list of one.
+func RenderOne[T, V any](c echo.Context, status int, obj T, show func(context.Context, []T) ([]V, error)) error {
+	out, err := show(c.Request().Context(), []T{obj})
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, out[0])
+}
+
 // typedRead is the detail handler of a core object kind: load the object of
 // type typ named by the :id parameter and render it.
 func typedRead[T any](typ string, load func(ctx context.Context, typ, id string) (T, error), show func(context.Context, T) (any, error)) echo.HandlerFunc {

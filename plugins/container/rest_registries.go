@@ -393,14 +393,6 @@ func aggregateState(c map[tasks.State]int) string {
 	return string(tasks.Completed)
 }
 
-func (rr RegistryRoutes) registryView(ctx context.Context, reg *Registry) (RegistryView, error) {
-	out, err := rr.registryViews(ctx, []Registry{*reg})
-	if err != nil {
-		return RegistryView{}, err
-	}
-	return out[0], nil
-}
-
 func (rr RegistryRoutes) listRegistries(c echo.Context) error {
 	if _, err := rr.caller(c, true); err != nil {
 		return err
@@ -417,11 +409,7 @@ func (rr RegistryRoutes) getRegistry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := rr.registryView(ctx, reg)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return api.RenderOne(c, http.StatusOK, *reg, rr.registryViews)
 }
 
 func (rr RegistryRoutes) createRegistry(c echo.Context) error {
@@ -446,11 +434,7 @@ func (rr RegistryRoutes) createRegistry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := rr.registryView(ctx, reg)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, out)
+	return api.RenderOne(c, http.StatusCreated, *reg, rr.registryViews)
 }
 
 func (rr RegistryRoutes) updateRegistry(partial bool) echo.HandlerFunc {
@@ -483,11 +467,7 @@ func (rr RegistryRoutes) updateRegistry(partial bool) echo.HandlerFunc {
 		if reg, err = rr.Plugin.GetRegistry(ctx, r.ID); err != nil {
 			return err
 		}
-		out, err := rr.registryView(ctx, reg)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, out)
+		return api.RenderOne(c, http.StatusOK, *reg, rr.registryViews)
 	}
 }
 
@@ -700,14 +680,6 @@ func (rr RegistryRoutes) remoteImageViews(ctx context.Context, list []RemoteImag
 	return out, nil
 }
 
-func (rr RegistryRoutes) remoteImageView(ctx context.Context, img *RemoteImage) (RemoteImageView, error) {
-	out, err := rr.remoteImageViews(ctx, []RemoteImage{*img})
-	if err != nil {
-		return RemoteImageView{}, err
-	}
-	return out[0], nil
-}
-
 func (rr RegistryRoutes) listRemoteImages(spec api.ListSpec) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if _, err := rr.caller(c, true); err != nil {
@@ -726,11 +698,7 @@ func (rr RegistryRoutes) getRemoteImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := rr.remoteImageView(ctx, img)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return api.RenderOne(c, http.StatusOK, *img, rr.remoteImageViews)
 }
 
 func (rr RegistryRoutes) createRemoteImage(c echo.Context) error {
@@ -750,11 +718,7 @@ func (rr RegistryRoutes) createRemoteImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := rr.remoteImageView(ctx, img)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, out)
+	return api.RenderOne(c, http.StatusCreated, *img, rr.remoteImageViews)
 }
 
 func (rr RegistryRoutes) updateRemoteImage(partial bool) echo.HandlerFunc {
@@ -807,11 +771,7 @@ func (rr RegistryRoutes) updateRemoteImage(partial bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out, err := rr.remoteImageView(ctx, img)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, out)
+		return api.RenderOne(c, http.StatusOK, *img, rr.remoteImageViews)
 	}
 }
 
