@@ -31,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/berth-dev/berth/core/db"
+	"github.com/berth-dev/berth/internal/testimage"
 )
 
 // The tests in this file build images with the real buildah, offline, in
@@ -70,7 +71,7 @@ func requireBuilds(t *testing.T) {
 		requireTool(t, "__root_on_linux_for_buildah__")
 	}
 	requireTool(t, "buildah")
-	requireFile(t, "/bin/busybox", "busybox-static")
+	requireFile(t, testimage.BusyboxPath, "busybox-static")
 }
 
 // buildEnv is a berth serve (and, in Redis mode, a berth worker) with the
@@ -125,60 +126,11 @@ func standIn(name string) string {
 // apt-get, conda and pip, and an /etc/passwd; it runs as user 1000.
 func (e *buildEnv) pushBase(t *testing.T, ref string) {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(1700000000, 0)
-	add := func(hdr *tar.Header, body string) {
-		hdr.Size, hdr.ModTime = int64(len(body)), mod
-		if hdr.Typeflag == 0 {
-			hdr.Typeflag = tar.TypeReg
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"bin", "etc", "usr", "usr/bin", "root", "home", "home/app", "var", "var/lib"} {
-		add(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
-	}
-	add(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777}, "")
-	add(&tar.Header{Name: "bin/busybox", Mode: 0o755}, string(bb))
-	for _, applet := range []string{"sh", "rm", "sleep", "cat", "echo", "ls", "touch"} {
-		add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, "")
-	}
-	for _, pm := range []string{"apt-get", "conda", "pip"} {
-		add(&tar.Header{Name: "usr/bin/" + pm, Mode: 0o755}, standIn(pm))
-	}
-	add(&tar.Header{Name: "etc/passwd", Mode: 0o644}, "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
-	add(&tar.Header{Name: "etc/group", Mode: 0o644}, "root:x:0:\napp:x:1000:\n")
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
-	cfg.Config.User = "1000"
-	cfg.Config.Env = []string{"PATH=/usr/bin:/bin"}
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
+	img := testimage.Busybox(t, map[string]string{
+		"usr/bin/apt-get": standIn("apt-get"),
+		"usr/bin/conda":   standIn("conda"),
+		"usr/bin/pip":     standIn("pip"),
+	})
 	if err := remote.Write(e.ref(t, ref), img, adminAuth()); err != nil {
 		t.Fatalf("push the base image: %v", err)
 	}

@@ -24,12 +24,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/berth-dev/berth/core"
+	"github.com/berth-dev/berth/internal/testimage"
 )
 
 // The tests in this file run the real buildah against an in-process
@@ -40,7 +39,6 @@ import (
 const (
 	testUser     = "builder"
 	testPassword = "s3cret-build-password"
-	busyboxPath  = "/bin/busybox"
 )
 
 // requireBuildah skips (or, on CI, fails) the test when the machine cannot
@@ -56,9 +54,9 @@ func requireBuildah(t *testing.T) {
 	default:
 		if _, err := exec.LookPath("buildah"); err != nil {
 			missing = "buildah (apt-get install buildah)"
-		} else if out, err := exec.Command("file", "-L", busyboxPath).Output(); err == nil && !bytes.Contains(out, []byte("statically linked")) {
+		} else if out, err := exec.Command("file", "-L", testimage.BusyboxPath).Output(); err == nil && !bytes.Contains(out, []byte("statically linked")) {
 			missing = "a static busybox (apt-get install busybox-static)"
-		} else if _, err := os.Stat(busyboxPath); err != nil {
+		} else if _, err := os.Stat(testimage.BusyboxPath); err != nil {
 			missing = "busybox (apt-get install busybox-static)"
 		}
 	}
@@ -110,57 +108,11 @@ func standIn(name, extra string) string {
 // 1000, and pushes it to reg as base/busybox:1.
 func pushBase(t *testing.T, reg *testRegistry) string {
 	t.Helper()
-	bb, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(hdr *tar.Header, body string) {
-		hdr.Size = int64(len(body))
-		if hdr.Typeflag == 0 {
-			hdr.Typeflag = tar.TypeReg
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, body)
-	}
-	for _, d := range []string{"bin", "etc", "usr", "usr/bin", "root", "home", "home/app", "var", "var/lib"} {
-		add(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
-	}
-	add(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777}, "")
-	add(&tar.Header{Name: "bin/busybox", Mode: 0o755}, string(bb))
-	for _, applet := range []string{"sh", "rm", "sleep", "cat", "id", "echo"} {
-		add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, "")
-	}
-	add(&tar.Header{Name: "usr/bin/apt-get", Mode: 0o755}, standIn("apt-get", " frontend=$DEBIAN_FRONTEND"))
-	add(&tar.Header{Name: "usr/bin/conda", Mode: 0o755}, standIn("conda", ""))
-	add(&tar.Header{Name: "usr/bin/pip", Mode: 0o755}, standIn("pip", ""))
-	add(&tar.Header{Name: "etc/passwd", Mode: 0o644}, "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
-	add(&tar.Header{Name: "etc/group", Mode: 0o644}, "root:x:0:\napp:x:1000:\n")
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
-	cfg.Config.User = "1000"
-	cfg.Config.Env = []string{"PATH=/usr/bin:/bin"}
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
+	img := testimage.Busybox(t, map[string]string{
+		"usr/bin/apt-get": standIn("apt-get", " frontend=$DEBIAN_FRONTEND"),
+		"usr/bin/conda":   standIn("conda", ""),
+		"usr/bin/pip":     standIn("pip", ""),
+	})
 	ref := reg.host + "/base/busybox:1"
 	if err := remote.Write(mustRef(t, ref), img, reg.remoteOptions()...); err != nil {
 		t.Fatalf("pushing the base: %v", err)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testimage"
 )
 
 // TestCleanStale: the work directories of dead owners go, with the
@@ -71,10 +73,10 @@ func TestCleanStale(t *testing.T) {
 	deadBuildah, liveBuildah := start(dead, ""), start(live, "")
 	var runStep *exec.Cmd
 	if os.Geteuid() == 0 {
-		if _, err := os.Stat(busyboxPath); err == nil {
+		if _, err := os.Stat(testimage.BusyboxPath); err == nil {
 			rootfs := dead.path("storage", "rootfs")
 			os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755)
-			bb, _ := os.ReadFile(busyboxPath)
+			bb, _ := os.ReadFile(testimage.BusyboxPath)
 			if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
 				t.Fatal(err)
 			}
